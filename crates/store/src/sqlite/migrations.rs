@@ -1,0 +1,78 @@
+//! Schema migrations, applied in order at open; `PRAGMA user_version` records
+//! how many have run. Never edit a released migration: append a new one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: broker state and registry.
+    r#"
+    CREATE TABLE sessions (
+        client_id TEXT PRIMARY KEY,
+        expiry_interval INTEGER NOT NULL,
+        disconnected_at_ms INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE subscriptions (
+        client_id TEXT NOT NULL REFERENCES sessions(client_id) ON DELETE CASCADE,
+        filter TEXT NOT NULL,
+        qos INTEGER NOT NULL,
+        no_local INTEGER NOT NULL,
+        retain_as_published INTEGER NOT NULL,
+        retain_handling INTEGER NOT NULL,
+        subscription_id INTEGER,
+        PRIMARY KEY (client_id, filter)
+    );
+    CREATE TABLE session_messages (
+        client_id TEXT NOT NULL REFERENCES sessions(client_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        meta TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (client_id, seq)
+    );
+    CREATE TABLE retained (
+        topic TEXT PRIMARY KEY,
+        meta TEXT NOT NULL,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE certificates (
+        id TEXT PRIMARY KEY,
+        pem TEXT NOT NULL,
+        status TEXT NOT NULL,
+        ca_certificate_id TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE things (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type_name TEXT,
+        attributes TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE thing_principals (
+        thing_name TEXT NOT NULL REFERENCES things(name) ON DELETE CASCADE,
+        principal TEXT NOT NULL,
+        PRIMARY KEY (thing_name, principal)
+    );
+    CREATE INDEX thing_principals_by_principal ON thing_principals(principal);
+    "#,
+];
+
+pub fn run(conn: &Connection) -> crate::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = current.max(0) as usize;
+    if current > MIGRATIONS.len() {
+        return Err(crate::StoreError::Corrupt(format!(
+            "database schema version {current} is newer than this Thingport ({}); upgrade Thingport",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied database migration");
+    }
+    Ok(())
+}

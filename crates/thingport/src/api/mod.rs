@@ -1,0 +1,30 @@
+//! The management API: AWS IoT's control-plane REST-JSON protocol, signed
+//! with SigV4, so boto3 and the AWS CLI work with an endpoint override.
+
+pub mod auth;
+pub mod error;
+pub mod iot;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::registry::Registry;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+    pub credentials: Arc<Vec<crate::datadir::AdminCredentials>>,
+    pub broker: Arc<broker::Broker>,
+    /// MQTT over TLS address devices should use (host:port).
+    pub mqtt_address: String,
+}
+
+/// The whole management API, authentication included.
+pub fn router(state: ApiState) -> Router {
+    let authed = iot::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4))
+        .with_state(state.clone());
+    Router::new().route("/health", axum::routing::get(|| async { "ok\n" })).merge(authed)
+}

@@ -1,0 +1,220 @@
+//! Configuration: one TOML file, every key with a default, the common ones
+//! overridable by `THINGPORT_…` environment variables and command-line flags
+//! (flag > environment > file > default). See `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where keys, certificates and the database live.
+    pub data_dir: PathBuf,
+    /// Region and account used in ARNs and policy resources.
+    pub region: String,
+    pub account_id: String,
+    /// Extra names for the server certificate (localhost, 127.0.0.1 and ::1 are always included).
+    pub hostnames: Vec<String>,
+    pub listeners: Listeners,
+    /// The plain-TCP development listener: who its clients are.
+    pub plain_tcp: PlainTcp,
+    pub limits: LimitsConfig,
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// MQTT over TLS with client certificates.
+    pub mqtt: SocketAddr,
+    /// Device HTTPS data plane (client certificates).
+    pub https: SocketAddr,
+    /// Management API (SigV4).
+    pub api: SocketAddr,
+    /// S3-compatible object endpoint.
+    pub s3: SocketAddr,
+    /// Plain MQTT over TCP, INSECURE, off unless set.
+    pub mqtt_plain: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlainTcp {
+    /// Principal id every plain-TCP client is mapped to.
+    pub principal: String,
+    /// Thing that principal acts as (policy variables), if any.
+    pub thing_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_payload_bytes: usize,
+    pub max_topic_bytes: usize,
+    pub max_topic_slashes: usize,
+    pub max_client_id_bytes: usize,
+    pub keep_alive_min_secs: u16,
+    pub keep_alive_max_secs: u16,
+    pub max_subscriptions_per_session: usize,
+    pub max_filters_per_subscribe: usize,
+    pub max_inflight_messages: u16,
+    pub receive_maximum: u16,
+    pub topic_alias_maximum: u16,
+    pub max_queued_messages: usize,
+    pub default_session_expiry_secs: u32,
+    pub max_session_expiry_secs: u32,
+    /// Publishes per second per connection; 0 = unlimited.
+    pub max_publishes_per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// "normal": commits survive a crash of Thingport (kill -9); "full": fsync
+    /// every commit, surviving power loss as well, at a throughput cost.
+    pub durability: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./thingport-data"),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            hostnames: Vec::new(),
+            listeners: Listeners::default(),
+            plain_tcp: PlainTcp::default(),
+            limits: LimitsConfig::default(),
+            storage: Storage::default(),
+        }
+    }
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            mqtt: "0.0.0.0:8883".parse().expect("valid"),
+            https: "0.0.0.0:8443".parse().expect("valid"),
+            api: "127.0.0.1:9080".parse().expect("valid"),
+            s3: "0.0.0.0:9000".parse().expect("valid"),
+            mqtt_plain: None,
+        }
+    }
+}
+
+impl Default for PlainTcp {
+    fn default() -> Self {
+        PlainTcp { principal: "plain-tcp".into(), thing_name: None }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = broker::Limits::default();
+        LimitsConfig {
+            max_payload_bytes: l.max_payload,
+            max_topic_bytes: l.max_topic_bytes,
+            max_topic_slashes: l.max_topic_slashes,
+            max_client_id_bytes: l.max_client_id,
+            keep_alive_min_secs: l.keep_alive_min,
+            keep_alive_max_secs: l.keep_alive_max,
+            max_subscriptions_per_session: l.max_subscriptions,
+            max_filters_per_subscribe: l.max_filters_per_subscribe,
+            max_inflight_messages: l.max_inflight,
+            receive_maximum: l.receive_maximum,
+            topic_alias_maximum: l.topic_alias_maximum,
+            max_queued_messages: l.max_queued_messages,
+            default_session_expiry_secs: l.default_session_expiry,
+            max_session_expiry_secs: l.max_session_expiry,
+            max_publishes_per_second: 0,
+        }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { durability: "normal".into() }
+    }
+}
+
+impl LimitsConfig {
+    pub fn to_limits(&self) -> broker::Limits {
+        broker::Limits {
+            max_payload: self.max_payload_bytes,
+            max_topic_bytes: self.max_topic_bytes,
+            max_topic_slashes: self.max_topic_slashes,
+            max_client_id: self.max_client_id_bytes,
+            keep_alive_min: self.keep_alive_min_secs,
+            keep_alive_max: self.keep_alive_max_secs,
+            max_subscriptions: self.max_subscriptions_per_session,
+            max_filters_per_subscribe: self.max_filters_per_subscribe,
+            max_inflight: self.max_inflight_messages.max(1),
+            receive_maximum: self.receive_maximum.max(1),
+            topic_alias_maximum: self.topic_alias_maximum,
+            max_queued_messages: self.max_queued_messages,
+            default_session_expiry: self.default_session_expiry_secs,
+            max_session_expiry: self.max_session_expiry_secs,
+            max_publish_rate: (self.max_publishes_per_second > 0).then_some(self.max_publishes_per_second),
+            ..broker::Limits::default()
+        }
+    }
+}
+
+impl Config {
+    /// Read a config file; a missing file is an error only when it was named explicitly.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else { return Ok(Config::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn storage_sync(&self) -> anyhow::Result<store::sqlite::Synchronous> {
+        match self.storage.durability.as_str() {
+            "normal" => Ok(store::sqlite::Synchronous::Normal),
+            "full" => Ok(store::sqlite::Synchronous::Full),
+            other => anyhow::bail!("storage.durability must be \"normal\" or \"full\", not {other:?}"),
+        }
+    }
+
+    /// Names in the server certificate.
+    pub fn server_names(&self) -> Vec<String> {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        for h in &self.hostnames {
+            if !names.contains(h) {
+                names.push(h.clone());
+            }
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_unknown_keys_fail() {
+        let c: Config = toml::from_str(
+            r#"
+            data_dir = "/tmp/x"
+            hostnames = ["iot.example.com"]
+            [listeners]
+            mqtt = "127.0.0.1:0"
+            mqtt_plain = "127.0.0.1:1884"
+            [limits]
+            max_payload_bytes = 1000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_payload_bytes, 1000);
+        assert_eq!(c.limits.max_topic_bytes, 256);
+        assert_eq!(c.listeners.api.port(), 9080);
+        assert!(c.server_names().contains(&"iot.example.com".to_string()));
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! `thingport`: the server and its command line.
+
+mod api;
+mod cli;
+mod client;
+mod config;
+mod datadir;
+mod registry;
+mod server;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "thingport", version, about = "A self-hosted IoT core with the AWS IoT security model")]
+struct Cli {
+    /// Data directory (keys, certificates, database).
+    #[arg(long, global = true, env = "THINGPORT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Make a device identity: thing, key pair, certificate, files.
+    Provision {
+        /// Thing name.
+        name: String,
+        /// Directory for certificate.pem.crt, private.pem.key and root-ca.pem.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key type: ec (P-256, default), ec-p384, rsa (2048), rsa3072, rsa4096.
+        #[arg(long, default_value = "ec")]
+        key_type: pki::KeyType,
+    },
+    /// Things in the registry.
+    #[command(subcommand)]
+    Things(ThingsCmd),
+    /// Device certificates.
+    #[command(subcommand)]
+    Certs(CertsCmd),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "THINGPORT_CONFIG")]
+    config: Option<PathBuf>,
+    /// MQTT over TLS listen address.
+    #[arg(long, env = "THINGPORT_MQTT_LISTEN")]
+    mqtt_listen: Option<SocketAddr>,
+    /// Device HTTPS listen address.
+    #[arg(long, env = "THINGPORT_HTTPS_LISTEN")]
+    https_listen: Option<SocketAddr>,
+    /// Management API listen address.
+    #[arg(long, env = "THINGPORT_API_LISTEN")]
+    api_listen: Option<SocketAddr>,
+    /// S3-compatible endpoint listen address.
+    #[arg(long, env = "THINGPORT_S3_LISTEN")]
+    s3_listen: Option<SocketAddr>,
+    /// INSECURE plain-TCP MQTT listen address (development only; off by default).
+    #[arg(long, env = "THINGPORT_MQTT_PLAIN_LISTEN")]
+    mqtt_plain_listen: Option<SocketAddr>,
+    /// Extra host name or IP for the server certificate (repeatable).
+    #[arg(long = "hostname", env = "THINGPORT_HOSTNAMES", value_delimiter = ',')]
+    hostnames: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum ThingsCmd {
+    /// List things.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a thing.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a thing and its certificates.
+    Describe { name: String },
+    /// Delete a thing (detach its certificates first).
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// List certificates.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a certificate.
+    Describe { id: String },
+    /// Allow the certificate to connect again.
+    Activate { id: String },
+    /// Refuse new connections and close current ones.
+    Deactivate { id: String },
+    /// Revoke for good (cannot be undone).
+    Revoke { id: String },
+    /// Delete an inactive, detached certificate.
+    Delete { id: String },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("THINGPORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let default_dir = PathBuf::from("./thingport-data");
+    match cli.command {
+        Command::Serve(a) => {
+            init_logging();
+            let mut config = config::Config::load(a.config.as_deref())?;
+            if let Some(d) = cli.data_dir {
+                config.data_dir = d;
+            }
+            if let Some(x) = a.mqtt_listen {
+                config.listeners.mqtt = x;
+            }
+            if let Some(x) = a.https_listen {
+                config.listeners.https = x;
+            }
+            if let Some(x) = a.api_listen {
+                config.listeners.api = x;
+            }
+            if let Some(x) = a.s3_listen {
+                config.listeners.s3 = x;
+            }
+            if let Some(x) = a.mqtt_plain_listen {
+                config.listeners.mqtt_plain = Some(x);
+            }
+            config.hostnames.extend(a.hostnames.into_iter().filter(|h| !h.is_empty()));
+            server::run(config).await
+        }
+        Command::Provision { name, out, key_type } => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::provision::run(&c, &name, &out, key_type).await
+        }
+        Command::Things(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            match cmd {
+                ThingsCmd::List { json } => cli::things::list(&c, json).await,
+                ThingsCmd::Create { name, json } => cli::things::create(&c, &name, json).await,
+                ThingsCmd::Describe { name } => cli::things::describe(&c, &name).await,
+                ThingsCmd::Delete { name } => cli::things::delete(&c, &name).await,
+            }
+        }
+        Command::Certs(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            match cmd {
+                CertsCmd::List { json } => cli::certs::list(&c, json).await,
+                CertsCmd::Describe { id } => cli::certs::describe(&c, &id).await,
+                CertsCmd::Activate { id } => cli::certs::set_status(&c, &id, "ACTIVE").await,
+                CertsCmd::Deactivate { id } => cli::certs::set_status(&c, &id, "INACTIVE").await,
+                CertsCmd::Revoke { id } => cli::certs::set_status(&c, &id, "REVOKED").await,
+                CertsCmd::Delete { id } => cli::certs::delete(&c, &id).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `thingport serve`: wire the parts together on embedded defaults.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::datadir::{write_public, write_secret, AdminCredentials, DataDir, Endpoints};
+use crate::registry::Registry;
+
+/// Load the CA from the data directory, creating it on first start.
+pub fn load_or_create_ca(dir: &DataDir) -> anyhow::Result<pki::CertificateAuthority> {
+    let (cert, key) = (dir.ca_cert(), dir.ca_key());
+    if cert.exists() && key.exists() {
+        let cert_pem = std::fs::read_to_string(&cert)?;
+        let key_pem = std::fs::read_to_string(&key)?;
+        return pki::CertificateAuthority::from_pem(&cert_pem, &key_pem)
+            .with_context(|| format!("cannot load the CA from {}", cert.display()));
+    }
+    let ca = pki::CertificateAuthority::generate("Thingport Root CA")?;
+    write_secret(&key, ca.key_pem().expose().as_bytes())?;
+    write_public(&cert, ca.cert_pem().as_bytes())?;
+    tracing::info!(path = %cert.display(), "created root CA");
+    Ok(ca)
+}
+
+/// Issue a fresh server certificate for the configured names (each start, so
+/// the names always match the configuration; devices trust the CA, not this).
+fn issue_server_certificate(dir: &DataDir, ca: &pki::CertificateAuthority, names: &[String]) -> anyhow::Result<(String, String)> {
+    let issued = ca.issue_server_certificate(names, 397)?;
+    write_secret(&dir.server_key(), issued.key.expose().as_bytes())?;
+    write_public(&dir.server_cert(), issued.cert_pem.as_bytes())?;
+    Ok((issued.cert_pem, issued.key.expose().to_string()))
+}
+
+/// Admin credentials: from the environment, else the data directory, else new.
+fn admin_credentials(dir: &DataDir) -> anyhow::Result<(AdminCredentials, bool)> {
+    if let Some(c) = AdminCredentials::from_env() {
+        return Ok((c, false));
+    }
+    let path = dir.admin_credentials();
+    if path.exists() {
+        return Ok((AdminCredentials::read(&path)?, false));
+    }
+    let c = AdminCredentials::generate();
+    write_secret(&path, serde_json::to_string_pretty(&c)?.as_bytes())?;
+    Ok((c, true))
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for {what}: is another program using the port? Choose another with the matching --*-listen flag")
+    })
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let dir = DataDir::new(&config.data_dir);
+    dir.create()?;
+    let ca = Arc::new(load_or_create_ca(&dir)?);
+    let (server_cert, server_key) = issue_server_certificate(&dir, &ca, &config.server_names())?;
+    let (admin, created) = admin_credentials(&dir)?;
+
+    let db = store::sqlite::SqliteStore::open(&dir.database(), config.storage_sync()?)
+        .with_context(|| format!("cannot open the database {}", dir.database().display()))?;
+    let mut plain = broker::Principal::new(config.plain_tcp.principal.as_str());
+    plain.thing_name = config.plain_tcp.thing_name.as_deref().map(Into::into);
+    let registry = Registry::new(db.clone(), ca.clone(), config.region.clone(), config.account_id.clone(), plain)?;
+    let broker = broker::Broker::new(
+        config.limits.to_limits(),
+        registry.clone(),
+        Box::new(broker::AllowNonReserved),
+        db.clone(),
+    )?;
+    registry.set_broker(&broker);
+
+    let tls = crate::tls::mutual_tls_config(&[ca.cert_der().to_vec()], &server_cert, &server_key, &[])?;
+    let tls = Arc::new(ArcSwap::from_pointee(tls));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+
+    let mqtt_listener = bind(config.listeners.mqtt, "MQTT over TLS").await?;
+    let mqtt_addr = mqtt_listener.local_addr()?;
+    tokio::spawn(broker::listener::serve_tls(mqtt_listener, tls.clone(), broker.clone(), shutdown_rx.clone()));
+
+    let mut plain_addr = None;
+    if let Some(addr) = config.listeners.mqtt_plain {
+        let l = bind(addr, "plain MQTT").await?;
+        let a = l.local_addr()?;
+        tracing::warn!(addr = %a, principal = %config.plain_tcp.principal,
+            "INSECURE plain-TCP MQTT listener enabled: no encryption, no client authentication; do not expose it");
+        plain_addr = Some(a);
+        tokio::spawn(broker::listener::serve_tcp(l, broker.clone(), shutdown_rx.clone()));
+    }
+
+    let api_listener = bind(config.listeners.api, "the management API").await?;
+    let api_addr = api_listener.local_addr()?;
+    let state = crate::api::ApiState {
+        registry: registry.clone(),
+        credentials: Arc::new(vec![admin.clone()]),
+        broker: broker.clone(),
+        mqtt_address: mqtt_addr.to_string(),
+    };
+    let app = crate::api::router(state);
+    let mut api_shutdown = shutdown_rx.clone();
+    tokio::spawn(async move {
+        let r = axum::serve(api_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "management API stopped");
+        }
+    });
+
+    let endpoints = Endpoints {
+        api: format!("http://{api_addr}"),
+        mqtt: mqtt_addr.to_string(),
+        mqtt_plain: plain_addr.map(|a| a.to_string()),
+        region: config.region.clone(),
+        pid: std::process::id(),
+    };
+    write_public(&dir.endpoints(), serde_json::to_string_pretty(&endpoints)?.as_bytes())?;
+
+    tracing::info!(%mqtt_addr, "MQTT over TLS (client certificates required)");
+    tracing::info!(%api_addr, "management API (SigV4)");
+    print_banner(&config, &dir, &endpoints, &admin, created);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    broker.kick_all(mqtt::reason::SERVER_SHUTTING_DOWN);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    broker.sync().await.ok();
+    let _ = std::fs::remove_file(dir.endpoints());
+    Ok(())
+}
+
+fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCredentials, created: bool) {
+    let data = dir.root.display();
+    let dd = if config.data_dir == std::path::Path::new("./thingport-data") {
+        String::new()
+    } else {
+        format!(" --data-dir {data}")
+    };
+    eprintln!(
+        "\nThingport is running.\n\
+         \n  MQTT over TLS   {mqtt}   (devices need a client certificate)\n\
+         \x20 Management API  {api}   (SigV4, access key {akid}{new})\n\
+         \x20 Root CA         {ca}\n\
+         \x20 Data directory  {data}\n\
+         \nMake a first device (in another terminal):\n\
+         \n  thingport provision my-device --out ./my-device{dd}\n\
+         \nthen publish with the mosquitto_pub command it prints. Stop with Ctrl-C.\n",
+        mqtt = e.mqtt,
+        api = e.api,
+        akid = admin.access_key_id,
+        new = if created { ", new, saved in admin-credentials.json" } else { "" },
+        ca = dir.ca_cert().display(),
+    );
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
