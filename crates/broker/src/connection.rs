@@ -107,6 +107,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             }
         };
 
+        if c.properties.authentication_method.is_some() {
+            return self
+                .refuse(protocol, reason::BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported; use a client certificate")
+                .await;
+        }
+
         // Client identifier.
         let mut assigned = None;
         let client_id: Arc<str> = if c.client_id.is_empty() {
@@ -207,6 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             max_inflight: client_receive_max.min(limits.max_inflight).max(1) as usize,
             aliases: HashMap::new(),
             will: c.will,
+            problem_info: c.properties.request_problem_information != Some(0),
             control_rx,
             rate: RateLimiter::new(limits.max_publish_rate),
         };
@@ -246,6 +253,8 @@ struct Live<S> {
     /// Topic aliases the client set (MQTT 5).
     aliases: HashMap<u16, Arc<str>>,
     will: Option<mqtt::Will>,
+    /// MQTT 5 Request Problem Information: may we send reason strings on acks?
+    problem_info: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
     rate: RateLimiter,
 }
@@ -463,7 +472,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             (Protocol::V5, QoS::AtMostOnce) => Flow::Continue,
             (Protocol::V5, qos) => {
                 let mut r = PubResp::with_reason(p.packet_id, code);
-                r.properties.reason_string = Some(why.to_string());
+                if self.problem_info {
+                    r.properties.reason_string = Some(why.to_string());
+                }
                 self.write(&if qos == QoS::AtLeastOnce { Packet::PubAck(r) } else { Packet::PubRec(r) });
                 Flow::Continue
             }
@@ -562,11 +573,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         for (i, (filter, opts)) in s.filters.iter().enumerate() {
             let shared = mqtt::topic::parse_shared(filter);
             let inner = shared.map(|(_, f)| f).unwrap_or(filter);
-            let code = if !mqtt::topic::valid_topic_filter(filter) {
-                reason::TOPIC_FILTER_INVALID
-            } else if !limits.topic_within_limits(inner) {
-                reason::TOPIC_FILTER_INVALID
-            } else if shared.is_some() && opts.no_local {
+            let invalid = !mqtt::topic::valid_topic_filter(filter)
+                || !limits.topic_within_limits(inner)
+                || (shared.is_some() && opts.no_local);
+            let code = if invalid {
                 reason::TOPIC_FILTER_INVALID
             } else if i >= limits.max_filters_per_subscribe {
                 reason::QUOTA_EXCEEDED

@@ -10,8 +10,21 @@ use mqtt::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+/// 2000 cases per property by default; `PROPTEST_CASES=1000000` for a long
+/// fuzzing-style run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// MQTT 5: encode → decode gives the packet back (minus the properties
     /// the packet type does not allow, which the encoder drops).

@@ -110,10 +110,7 @@ pub fn canonical_uri(raw_path: &str, uri: UriEncoding) -> String {
                 if i > 0 {
                     out.push('/');
                 }
-                out.push_str(&encode_bytes(
-                    &percent_decode(segment, Plus::Literal),
-                    true,
-                ));
+                out.push_str(&encode_bytes(&percent_decode(segment, Plus::Literal), true));
             }
             out
         }

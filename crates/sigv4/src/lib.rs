@@ -547,7 +547,9 @@ fn parse_credential(credential: &str) -> Result<(String, String, String, String)
         return Err(malformed("credential scope must end with aws4_request"));
     }
     if key.is_empty() || region.is_empty() || service.is_empty() {
-        return Err(malformed("empty access key id, region or service in Credential"));
+        return Err(malformed(
+            "empty access key id, region or service in Credential",
+        ));
     }
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("credential scope date must be YYYYMMDD"));
@@ -560,9 +562,7 @@ fn parse_signed_headers(list: &str) -> Result<Vec<&str>, AuthError> {
     for name in &names {
         let valid = !name.is_empty()
             && name.bytes().all(|b| {
-                b.is_ascii_lowercase()
-                    || b.is_ascii_digit()
-                    || b"!#$%&'*+-.^_`|~".contains(&b)
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
             });
         if !valid {
             return Err(malformed(format!(
@@ -642,7 +642,9 @@ fn header_claim(authorization: &str, headers: &[(String, String)]) -> Result<Cla
         if scheme.is_empty() {
             return Err(malformed("empty Authorization header"));
         }
-        return Err(AuthError::UnsupportedAlgorithm(scheme.chars().take(64).collect()));
+        return Err(AuthError::UnsupportedAlgorithm(
+            scheme.chars().take(64).collect(),
+        ));
     }
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for item in rest.split(',') {
@@ -675,7 +677,8 @@ fn header_claim(authorization: &str, headers: &[(String, String)]) -> Result<Cla
     };
 
     let (amz_date, signed_at) = if let Some(v) = single_header(headers, "x-amz-date")? {
-        let t = parse_amz_date(v).ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
+        let t = parse_amz_date(v)
+            .ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
         (v.to_owned(), t)
     } else if let Some(v) = single_header(headers, "date")? {
         let t = parse_amz_date(v)
@@ -711,7 +714,9 @@ fn required_param<'q>(params: &'q [QueryParam], name: &str) -> Result<&'q str, A
 fn query_claim(params: &[QueryParam]) -> Result<(Claim, Option<i64>), AuthError> {
     let algorithm = required_param(params, "X-Amz-Algorithm")?;
     if algorithm != ALGORITHM {
-        return Err(AuthError::UnsupportedAlgorithm(algorithm.chars().take(64).collect()));
+        return Err(AuthError::UnsupportedAlgorithm(
+            algorithm.chars().take(64).collect(),
+        ));
     }
     let credential = required_param(params, "X-Amz-Credential")?;
     let amz_date = required_param(params, "X-Amz-Date")?;
@@ -831,10 +836,10 @@ pub fn verify(
         }
     };
 
-    let secret = secret_for(&claim.access_key_id)
-        .ok_or_else(|| AuthError::UnknownAccessKey(claim.access_key_id.clone()))?;
     let signed_names: Vec<&str> = claim.signed_headers.split(';').collect();
     let canonical_headers = canonical_headers(req.headers, &[], &signed_names)?;
+    let secret = secret_for(&claim.access_key_id)
+        .ok_or_else(|| AuthError::UnknownAccessKey(claim.access_key_id.clone()))?;
     let canonical_uri = canonical_uri(req.raw_path, uri);
     let payload_hash = if presigned {
         presigned_payload_hash(req, uri, &params)
@@ -859,8 +864,7 @@ pub fn verify(
         (ok, creq, sts)
     };
 
-    let (mut ok, canonical_request, string_to_sign) =
-        attempt(&canonical_query_from(&params, skip));
+    let (mut ok, canonical_request, string_to_sign) = attempt(&canonical_query_from(&params, skip));
     if !ok && req.raw_query.contains('+') {
         let spaced = parse_query(req.raw_query, Plus::Space);
         ok = attempt(&canonical_query_from(&spaced, skip)).0;

@@ -9,9 +9,9 @@
 //!   the `aws-chunked` streaming upload with its chunk signatures.
 
 use sigv4::{
-    canonical_request, chunk_signature, credential_scope, presign_query, sha256_hex,
-    sign_headers, signature, signing_key, string_to_sign, verify, Credentials, Request,
-    UriEncoding, Verified, EMPTY_PAYLOAD_SHA256, STREAMING_PAYLOAD,
+    canonical_request, chunk_signature, credential_scope, presign_query, sha256_hex, sign_headers,
+    signature, signing_key, string_to_sign, verify, Credentials, Request, UriEncoding, Verified,
+    EMPTY_PAYLOAD_SHA256, STREAMING_PAYLOAD,
 };
 
 const SUITE_KEY: &str = "AKIDEXAMPLE";
@@ -509,7 +509,10 @@ fn s3_documentation_header_examples() {
         assert_eq!(added[0].0, "authorization");
         assert_eq!(added[0].1, c.authorization, "{} {}", c.method, c.path);
         assert_eq!(added[1], ("x-amz-date".into(), "20130524T000000Z".into()));
-        assert_eq!(added[2], ("x-amz-content-sha256".into(), payload_hash.clone()));
+        assert_eq!(
+            added[2],
+            ("x-amz-content-sha256".into(), payload_hash.clone())
+        );
 
         let mut headers = headers.clone();
         headers.extend(added);
@@ -601,13 +604,7 @@ fn s3_documentation_streaming_example() {
     ];
     let mut prev = v.signature.clone();
     for (data, expected) in chunks {
-        let sig = chunk_signature(
-            &key,
-            &prev,
-            "20130524T000000Z",
-            &scope,
-            &sha256_hex(&data),
-        );
+        let sig = chunk_signature(&key, &prev, "20130524T000000Z", &scope, &sha256_hex(&data));
         assert!(sigv4::signatures_equal(&sig, expected));
         prev = sig;
     }

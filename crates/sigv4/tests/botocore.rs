@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 use sigv4::{
-    presign_query, sign_headers, uri_encode, verify, AuthError, Credentials, Request,
-    UriEncoding, Verified, DEFAULT_MAX_SKEW_SECS, EMPTY_PAYLOAD_SHA256,
+    presign_query, sign_headers, uri_encode, verify, AuthError, Credentials, Request, UriEncoding,
+    Verified, DEFAULT_MAX_SKEW_SECS, EMPTY_PAYLOAD_SHA256,
 };
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -44,7 +44,13 @@ impl Vector {
     }
 
     fn verify_at(&self, now: i64) -> Result<Verified, AuthError> {
-        verify(&self.request(), self.uri, secret_for, now, DEFAULT_MAX_SKEW_SECS)
+        verify(
+            &self.request(),
+            self.uri,
+            secret_for,
+            now,
+            DEFAULT_MAX_SKEW_SECS,
+        )
     }
 
     fn verify_req(&self, req: &Request) -> Result<Verified, AuthError> {
@@ -188,7 +194,11 @@ fn sign_headers_reproduces_botocore() {
     let mut compared = 0;
     for v in load().into_iter().filter(|v| v.compare_sign) {
         let signed = v.signed_header_names();
-        assert!(signed.iter().any(|n| n == "x-amz-content-sha256"), "{}", v.name);
+        assert!(
+            signed.iter().any(|n| n == "x-amz-content-sha256"),
+            "{}",
+            v.name
+        );
         // Give our signer exactly the headers botocore signed (it always
         // adds x-amz-date and x-amz-content-sha256 itself).
         let headers: Vec<(String, String)> = v
@@ -252,8 +262,14 @@ fn presign_query_reproduces_botocore() {
 #[test]
 fn botocore_date_header_requests_verify() {
     let v = vector("iot-create-thing-json-date-header");
-    assert!(v.headers.iter().any(|(n, d)| n == "Date" && d.ends_with("-0000")));
-    assert!(!v.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("x-amz-date")));
+    assert!(v
+        .headers
+        .iter()
+        .any(|(n, d)| n == "Date" && d.ends_with("-0000")));
+    assert!(!v
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("x-amz-date")));
     v.verify_at(v.now).unwrap();
     assert_eq!(
         v.verify_at(v.now + 901),
@@ -270,12 +286,27 @@ fn tampered_path_is_rejected() {
         ("iot-describe-thing-colon-natural", "/things/my%3Athinh"),
         ("iot-describe-thing-colon-natural", "/things/my:thing"),
         ("iot-describe-thing-colon-natural", "/things/my%253Athing"),
-        ("iot-describe-thing-odd-natural", "/things/a%3Ab%20c/d%25e%2Bf~g%26h%3Di"),
-        ("iot-list-attached-policies-arn-natural", "/attached-policies/arn%3Aaws%3Aiot%3Aus-east-1%3A123456789012%3Acert/0123abcd"),
+        (
+            "iot-describe-thing-odd-natural",
+            "/things/a%3Ab%20c/d%25e%2Bf~g%26h%3Di",
+        ),
+        (
+            "iot-list-attached-policies-arn-natural",
+            "/attached-policies/arn%3Aaws%3Aiot%3Aus-east-1%3A123456789012%3Acert/0123abcd",
+        ),
         ("s3-get-object-dotdot-https-when-required", "/bkt/b//c/./d"),
-        ("s3-get-object-dotdot-https-when-required", "/bkt/a/../b/c/d"),
-        ("s3-get-object-https-when-required", "/bkt/dir/my%20file%2Bx%3Ay~z.txtx"),
-        ("s3-get-object-https-when-required", "/bkt/dir%2Fmy%20file%2Bx%3Ay~z.txt"),
+        (
+            "s3-get-object-dotdot-https-when-required",
+            "/bkt/a/../b/c/d",
+        ),
+        (
+            "s3-get-object-https-when-required",
+            "/bkt/dir/my%20file%2Bx%3Ay~z.txtx",
+        ),
+        (
+            "s3-get-object-https-when-required",
+            "/bkt/dir%2Fmy%20file%2Bx%3Ay~z.txt",
+        ),
         ("s3-presign-get", "/bkt/dir/my%20file%2Bx.tx"),
         ("iot-presign-describe-thing", "/things/my%3Athin"),
     ] {
@@ -293,12 +324,17 @@ fn equivalent_paths_still_verify() {
     // Double encoding normalises duplicate slashes and dot segments of the
     // raw path (as botocore does when signing).
     let v = vector("iot-describe-thing-colon-natural");
-    for path in ["/things//my%3Athing", "/things/./my%3Athing", "/x/../things/my%3Athing"] {
+    for path in [
+        "/things//my%3Athing",
+        "/things/./my%3Athing",
+        "/x/../things/my%3Athing",
+    ] {
         let req = Request {
             raw_path: path,
             ..v.request()
         };
-        v.verify_req(&req).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        v.verify_req(&req)
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
     }
     // S3 re-encodes each segment once: escaping style does not matter.
     let v = vector("s3-get-object-https-when-required");
@@ -310,7 +346,8 @@ fn equivalent_paths_still_verify() {
             raw_path: path,
             ..v.request()
         };
-        v.verify_req(&req).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        v.verify_req(&req)
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
     }
 }
 
@@ -355,7 +392,11 @@ fn tampered_header_is_rejected() {
     // signed values' surroundings are canonicalised away.
     let mut headers = v.headers.clone();
     set_header(&mut headers, "User-Agent", "something else");
-    set_header(&mut headers, "Content-Type", "  application/x-amz-json-1.1 ");
+    set_header(
+        &mut headers,
+        "Content-Type",
+        "  application/x-amz-json-1.1 ",
+    );
     headers.push(("X-Forwarded-For".into(), "10.0.0.1".into()));
     let req = Request {
         headers: &headers,
@@ -395,8 +436,12 @@ fn tampered_query_is_rejected() {
     let v = vector("s3-presign-get-disposition");
     for query in [
         v.raw_query.replace("my%20report", "your%20report"),
-        v.raw_query.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=host%3Brange"),
-        v.raw_query.replace("X-Amz-Expires=604800", "X-Amz-Expires=604799"),
+        v.raw_query.replace(
+            "X-Amz-SignedHeaders=host",
+            "X-Amz-SignedHeaders=host%3Brange",
+        ),
+        v.raw_query
+            .replace("X-Amz-Expires=604800", "X-Amz-Expires=604799"),
         format!("{}&versionId=3", v.raw_query),
     ] {
         let req = Request {
@@ -455,7 +500,8 @@ fn wrong_secret_and_unknown_key() {
         unreachable!()
     };
     assert!(canonical_request.starts_with("GET\n/things/thing-1\n\n"));
-    assert!(string_to_sign.starts_with("AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iot/aws4_request\n"));
+    assert!(string_to_sign
+        .starts_with("AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iot/aws4_request\n"));
 
     let none = |_: &str| None;
     assert_eq!(
@@ -509,8 +555,14 @@ fn header_signed_clock_skew() {
     let v = vector("iot-describe-thing-plain-natural");
     v.verify_at(v.now + 900).unwrap();
     v.verify_at(v.now - 900).unwrap();
-    assert_eq!(v.verify_at(v.now + 901), Err(AuthError::RequestTimeTooSkewed));
-    assert_eq!(v.verify_at(v.now - 901), Err(AuthError::RequestTimeTooSkewed));
+    assert_eq!(
+        v.verify_at(v.now + 901),
+        Err(AuthError::RequestTimeTooSkewed)
+    );
+    assert_eq!(
+        v.verify_at(v.now - 901),
+        Err(AuthError::RequestTimeTooSkewed)
+    );
     assert_eq!(v.verify_at(i64::MAX), Err(AuthError::RequestTimeTooSkewed));
     assert_eq!(v.verify_at(i64::MIN), Err(AuthError::RequestTimeTooSkewed));
     let req = v.request();
@@ -531,7 +583,10 @@ fn presigned_validity_window() {
     assert_eq!(v.verify_at(i64::MAX), Err(AuthError::Expired));
     // Slightly early (clock skew) is fine, far in the future is not.
     v.verify_at(v.now - 900).unwrap();
-    assert_eq!(v.verify_at(v.now - 901), Err(AuthError::RequestTimeTooSkewed));
+    assert_eq!(
+        v.verify_at(v.now - 901),
+        Err(AuthError::RequestTimeTooSkewed)
+    );
 
     let v = vector("s3-presign-get-disposition"); // the 7-day maximum
     v.verify_at(v.now + 604_800).unwrap();
@@ -550,7 +605,15 @@ fn presign_expires_over_seven_days_is_rejected() {
     };
     let now = 1_700_000_000;
     for (expires, ok) in [(604_800, true), (604_801, false), (u32::MAX, false)] {
-        let query = presign_query(&base, UriEncoding::Single, &creds(), "us-east-1", "s3", now, expires);
+        let query = presign_query(
+            &base,
+            UriEncoding::Single,
+            &creds(),
+            "us-east-1",
+            "s3",
+            now,
+            expires,
+        );
         let req = Request {
             raw_query: &query,
             ..base
@@ -602,7 +665,14 @@ fn host_must_be_signed() {
     };
     let now = 1_700_000_000;
     let mut all = headers.clone();
-    all.extend(sign_headers(&req, UriEncoding::Double, &creds(), "us-east-1", "iot", now));
+    all.extend(sign_headers(
+        &req,
+        UriEncoding::Double,
+        &creds(),
+        "us-east-1",
+        "iot",
+        now,
+    ));
     all.push(("host".into(), "localhost".into()));
     let req = Request {
         headers: &all,
@@ -659,10 +729,19 @@ fn malformed_authorization_headers() {
         good.replace("/us-east-1/", "//"),
         good.replace("/20150830/", "/20150831/"),
         good.replace("/20150830/", "/2015083/"),
-        good.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=Host;x-amz-date"),
-        good.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host;;x-amz-date"),
+        good.replace(
+            "SignedHeaders=host;x-amz-date",
+            "SignedHeaders=Host;x-amz-date",
+        ),
+        good.replace(
+            "SignedHeaders=host;x-amz-date",
+            "SignedHeaders=host;;x-amz-date",
+        ),
         good.replace("SignedHeaders=host;x-amz-date", "SignedHeaders="),
-        good.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host;x-amz-nope"),
+        good.replace(
+            "SignedHeaders=host;x-amz-date",
+            "SignedHeaders=host;x-amz-nope",
+        ),
         good.replace(", Signature", ", Signature=x, Signature"),
         format!("{good}, Extra=1"),
         format!("{good},"),
@@ -679,7 +758,10 @@ fn malformed_authorization_headers() {
     }
     for (auth, algorithm) in [
         ("AWS AKIDEXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=", "AWS"),
-        ("AWS4-ECDSA-P256-SHA256 Credential=x, SignedHeaders=host, Signature=00", "AWS4-ECDSA-P256-SHA256"),
+        (
+            "AWS4-ECDSA-P256-SHA256 Credential=x, SignedHeaders=host, Signature=00",
+            "AWS4-ECDSA-P256-SHA256",
+        ),
         ("Bearer abc", "Bearer"),
         ("aws4-hmac-sha256 Credential=x", "aws4-hmac-sha256"),
     ] {
@@ -700,7 +782,11 @@ fn malformed_authorization_headers() {
     set_header(
         &mut headers,
         "Authorization",
-        &format!("  {}  ", good.replace(", ", ",").replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256   ")),
+        &format!(
+            "  {}  ",
+            good.replace(", ", ",")
+                .replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256   ")
+        ),
     );
     let req = Request {
         headers: &headers,
@@ -759,7 +845,12 @@ fn missing_or_conflicting_authentication() {
         ..v.request()
     };
     assert_malformed(v.verify_req(&req), "no date");
-    for bad in ["2015-08-30T12:36:00Z", "20150830T123600", "20150830T123600Z ", "yesterday"] {
+    for bad in [
+        "2015-08-30T12:36:00Z",
+        "20150830T123600",
+        "20150830T123600Z ",
+        "yesterday",
+    ] {
         let mut headers = v.headers.clone();
         set_header(&mut headers, "X-Amz-Date", bad);
         let req = Request {
@@ -810,16 +901,19 @@ fn missing_or_conflicting_authentication() {
         ..p.request()
     };
     assert_malformed(p.verify_req(&req), "repeated date");
-    let query = p
-        .raw_query
-        .replace("X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256");
+    let query = p.raw_query.replace(
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256",
+    );
     let req = Request {
         raw_query: &query,
         ..p.request()
     };
     assert_eq!(
         p.verify_req(&req),
-        Err(AuthError::UnsupportedAlgorithm("AWS4-ECDSA-P256-SHA256".into()))
+        Err(AuthError::UnsupportedAlgorithm(
+            "AWS4-ECDSA-P256-SHA256".into()
+        ))
     );
     let query = p.raw_query.replace("%2F20150830%2F", "%2F20150829%2F");
     let req = Request {
@@ -845,7 +939,14 @@ fn plus_in_query() {
             payload_hash: EMPTY_PAYLOAD_SHA256,
         };
         let mut all = headers.clone();
-        all.extend(sign_headers(&req, UriEncoding::Double, &creds(), "us-east-1", "iot", now));
+        all.extend(sign_headers(
+            &req,
+            UriEncoding::Double,
+            &creds(),
+            "us-east-1",
+            "iot",
+            now,
+        ));
         all
     };
     let check = |signed_query: &str, sent_query: &str| {

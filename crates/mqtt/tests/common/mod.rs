@@ -44,7 +44,9 @@ pub fn dec_err(bytes: &[u8], proto: Protocol) -> DecodeError {
 /// Encode then decode.
 pub fn roundtrip(p: &Packet, proto: Protocol) -> Packet {
     let bytes = enc(p, proto);
-    dec(&bytes, proto).unwrap_or_else(|e| panic!("decode {p:?}: {e}")).expect("complete frame")
+    dec(&bytes, proto)
+        .unwrap_or_else(|e| panic!("decode {p:?}: {e}"))
+        .expect("complete frame")
 }
 
 /// Prefixes `body` with a fixed header for `first`.
@@ -195,7 +197,10 @@ pub fn samples_v5() -> Vec<Packet> {
             topic: String::new(),
             packet_id: 9,
             payload: Bytes::new(),
-            properties: Properties { topic_alias: Some(3), ..Properties::default() },
+            properties: Properties {
+                topic_alias: Some(3),
+                ..Properties::default()
+            },
         }),
         Packet::PubAck(PubResp::new(1)),
         Packet::PubAck(PubResp::with_reason(2, reason::NO_MATCHING_SUBSCRIBERS)),
@@ -409,7 +414,10 @@ pub enum Place {
 /// Clears every property not allowed at `place` (what the encoder drops).
 pub fn allowed_only(p: &Properties, place: Place) -> Properties {
     use Place::*;
-    let mut o = Properties { user_properties: p.user_properties.clone(), ..Properties::default() };
+    let mut o = Properties {
+        user_properties: p.user_properties.clone(),
+        ..Properties::default()
+    };
     let is = |places: &[Place]| places.contains(&place);
     if is(&[Publish, Will]) {
         o.payload_format_indicator = p.payload_format_indicator;
@@ -531,7 +539,10 @@ pub fn expected_v311(p: &Packet) -> Option<Packet> {
             if x.topic.is_empty() {
                 return None;
             }
-            Packet::Publish(Publish { properties: none, ..x })
+            Packet::Publish(Publish {
+                properties: none,
+                ..x
+            })
         }
         Packet::PubAck(r) => Packet::PubAck(PubResp::new(r.packet_id)),
         Packet::PubRec(r) => Packet::PubRec(PubResp::new(r.packet_id)),
@@ -539,18 +550,31 @@ pub fn expected_v311(p: &Packet) -> Option<Packet> {
         Packet::PubComp(r) => Packet::PubComp(PubResp::new(r.packet_id)),
         Packet::Subscribe(x) => Packet::Subscribe(Subscribe {
             packet_id: x.packet_id,
-            filters: x.filters.into_iter().map(|(f, o)| (f, SubOptions::qos(o.qos))).collect(),
+            filters: x
+                .filters
+                .into_iter()
+                .map(|(f, o)| (f, SubOptions::qos(o.qos)))
+                .collect(),
             properties: none,
         }),
         Packet::SubAck(x) => Packet::SubAck(SubAck {
             packet_id: x.packet_id,
-            reasons: x.reasons.iter().map(|&c| if c <= 2 { c } else { 0x80 }).collect(),
+            reasons: x
+                .reasons
+                .iter()
+                .map(|&c| if c <= 2 { c } else { 0x80 })
+                .collect(),
             properties: none,
         }),
-        Packet::Unsubscribe(x) => Packet::Unsubscribe(Unsubscribe { properties: none, ..x }),
-        Packet::UnsubAck(x) => {
-            Packet::UnsubAck(UnsubAck { packet_id: x.packet_id, reasons: vec![], properties: none })
-        }
+        Packet::Unsubscribe(x) => Packet::Unsubscribe(Unsubscribe {
+            properties: none,
+            ..x
+        }),
+        Packet::UnsubAck(x) => Packet::UnsubAck(UnsubAck {
+            packet_id: x.packet_id,
+            reasons: vec![],
+            properties: none,
+        }),
         Packet::PingReq => Packet::PingReq,
         Packet::PingResp => Packet::PingResp,
         Packet::Disconnect(_) => Packet::Disconnect(Disconnect::default()),
@@ -667,7 +691,11 @@ pub fn arb_props_maybe() -> impl Strategy<Value = Properties> {
 }
 
 fn arb_qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
+    prop_oneof![
+        Just(QoS::AtMostOnce),
+        Just(QoS::AtLeastOnce),
+        Just(QoS::ExactlyOnce)
+    ]
 }
 
 fn arb_protocol() -> impl Strategy<Value = Protocol> {
@@ -675,9 +703,20 @@ fn arb_protocol() -> impl Strategy<Value = Protocol> {
 }
 
 fn arb_will() -> impl Strategy<Value = Will> {
-    (arb_topic(), arb_bytes(16), arb_qos(), any::<bool>(), arb_props_maybe()).prop_map(
-        |(topic, payload, qos, retain, properties)| Will { topic, payload, qos, retain, properties },
+    (
+        arb_topic(),
+        arb_bytes(16),
+        arb_qos(),
+        any::<bool>(),
+        arb_props_maybe(),
     )
+        .prop_map(|(topic, payload, qos, retain, properties)| Will {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+        })
 }
 
 fn arb_connect() -> impl Strategy<Value = Connect> {
@@ -691,9 +730,29 @@ fn arb_connect() -> impl Strategy<Value = Connect> {
         option::of(arb_bytes(16)),
         arb_props_maybe(),
     )
-        .prop_map(|(protocol, clean_start, keep_alive, client_id, will, username, password, properties)| {
-            Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties }
-        })
+        .prop_map(
+            |(
+                protocol,
+                clean_start,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties,
+            )| {
+                Connect {
+                    protocol,
+                    clean_start,
+                    keep_alive,
+                    client_id,
+                    will,
+                    username,
+                    password,
+                    properties,
+                }
+            },
+        )
 }
 
 fn arb_publish() -> impl Strategy<Value = Publish> {
@@ -707,26 +766,36 @@ fn arb_publish() -> impl Strategy<Value = Publish> {
         arb_props_maybe(),
         1u16..,
     )
-        .prop_map(|(dup, qos, retain, topic, id, payload, mut properties, alias)| {
-            if topic.is_empty() {
-                properties.topic_alias = Some(alias);
-            }
-            let qos0 = qos == QoS::AtMostOnce;
-            Publish {
-                dup: dup && !qos0,
-                qos,
-                retain,
-                topic,
-                packet_id: if qos0 { 0 } else { id },
-                payload,
-                properties,
-            }
-        })
+        .prop_map(
+            |(dup, qos, retain, topic, id, payload, mut properties, alias)| {
+                if topic.is_empty() {
+                    properties.topic_alias = Some(alias);
+                }
+                let qos0 = qos == QoS::AtMostOnce;
+                Publish {
+                    dup: dup && !qos0,
+                    qos,
+                    retain,
+                    topic,
+                    packet_id: if qos0 { 0 } else { id },
+                    payload,
+                    properties,
+                }
+            },
+        )
 }
 
 fn arb_pubresp() -> impl Strategy<Value = PubResp> {
-    (1u16.., prop_oneof![Just(0u8), any::<u8>()], arb_props_maybe())
-        .prop_map(|(packet_id, reason, properties)| PubResp { packet_id, reason, properties })
+    (
+        1u16..,
+        prop_oneof![Just(0u8), any::<u8>()],
+        arb_props_maybe(),
+    )
+        .prop_map(|(packet_id, reason, properties)| PubResp {
+            packet_id,
+            reason,
+            properties,
+        })
 }
 
 fn arb_sub_options() -> impl Strategy<Value = SubOptions> {
@@ -741,17 +810,24 @@ fn arb_sub_options() -> impl Strategy<Value = SubOptions> {
 }
 
 fn arb_subscribe() -> impl Strategy<Value = Subscribe> {
-    (1u16.., vec((arb_filter(), arb_sub_options()), 1..4), arb_props_maybe()).prop_map(
-        |(packet_id, mut filters, mut properties)| {
+    (
+        1u16..,
+        vec((arb_filter(), arb_sub_options()), 1..4),
+        arb_props_maybe(),
+    )
+        .prop_map(|(packet_id, mut filters, mut properties)| {
             for (f, o) in &mut filters {
                 if f.starts_with("$share/") {
                     o.no_local = false;
                 }
             }
             properties.subscription_identifiers.truncate(1);
-            Subscribe { packet_id, filters, properties }
-        },
-    )
+            Subscribe {
+                packet_id,
+                filters,
+                properties,
+            }
+        })
 }
 
 /// Any packet with protocol-valid field values; the MQTT 5 encoding of it
@@ -760,7 +836,11 @@ pub fn arb_packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
         arb_connect().prop_map(Packet::Connect),
         (any::<bool>(), any::<u8>(), arb_props_maybe()).prop_map(|(sp, code, properties)| {
-            Packet::ConnAck(ConnAck { session_present: sp && code == 0, code, properties })
+            Packet::ConnAck(ConnAck {
+                session_present: sp && code == 0,
+                code,
+                properties,
+            })
         }),
         arb_publish().prop_map(Packet::Publish),
         arb_pubresp().prop_map(Packet::PubAck),

@@ -30,6 +30,7 @@ pub enum Synchronous {
     Full,
 }
 
+#[allow(clippy::large_enum_variant)] // ops are the common case; boxing them would cost an allocation each
 enum WriterMsg {
     Op(BrokerOp),
     Sync(tokio::sync::oneshot::Sender<Result<()>>),

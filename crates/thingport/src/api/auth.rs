@@ -13,12 +13,6 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Clock skew tolerated on header-signed requests (AWS: 15 minutes).
 const MAX_SKEW_SECS: i64 = 15 * 60;
 
-/// Which access key signed the request (inserted into request extensions).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub access_key_id: String,
-}
-
 pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -63,9 +57,12 @@ pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Ne
     };
     match sigv4::verify(&sreq, sigv4::UriEncoding::Double, secret_for, now, MAX_SKEW_SECS) {
         Ok(v) => {
-            let mut req = Request::from_parts(parts, Body::from(bytes));
-            req.extensions_mut().insert(Caller { access_key_id: v.access_key_id });
-            next.run(req).await
+            let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
+            let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            // Audit trail of every management call.
+            tracing::info!(target: "audit", access_key_id = %v.access_key_id, %method, %path,
+                status = resp.status().as_u16(), "management API call");
+            resp
         }
         Err(e) => {
             tracing::info!(error = %short(&e), path = %parts.uri.path(), "management API request refused");

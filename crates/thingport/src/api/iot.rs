@@ -297,5 +297,8 @@ async fn server_info(State(s): State<ApiState>) -> ApiResult {
         "rootCaPem": s.registry.ca.cert_pem(),
         "mqttAddress": s.mqtt_address,
         "region": s.registry.region,
+        "connectedClients": s.broker.connected_count(),
+        "sessions": s.broker.session_count(),
+        "retainedMessages": s.broker.retained_count(),
     })))
 }
