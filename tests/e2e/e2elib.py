@@ -232,6 +232,19 @@ def rc_int(rc) -> int:
     return int(v)
 
 
+class _PahoClient(mqtt.Client):
+    """paho's Client, recording each DISCONNECT packet the server sends.
+
+    paho-mqtt 2.1.0 only parses a DISCONNECT's reason code when the remaining
+    length is > 2 (client.py `_handle_disconnect`), so a DISCONNECT of
+    `e0 02 8e 00` (reason 0x8E, no properties) reaches on_disconnect as
+    "Success". We read the reason code from the raw packet instead."""
+
+    def _handle_disconnect(self) -> None:
+        self._e2e_server_disconnects.append(bytes(self._in_packet["packet"]))
+        super()._handle_disconnect()
+
+
 class Paho:
     """A paho-mqtt 2.x client on its own network thread, with blocking helpers.
 
@@ -263,13 +276,14 @@ class Paho:
         else:
             protocol = mqtt.MQTTv311
             kwargs["clean_session"] = clean
-        self.c = mqtt.Client(
+        self.c = _PahoClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=protocol,
             reconnect_on_failure=False,
             **kwargs,
         )
+        self.c._e2e_server_disconnects = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # ssl.PROTOCOL_TLSv1_2
             if tls12:
@@ -475,6 +489,16 @@ class Paho:
         if not self.disconnected.wait(timeout):
             raise E2EError(f"{self.client_id}: still connected after {timeout}s")
         return self.disconnect_reasons
+
+    def server_disconnect(self, timeout: float = WAIT) -> int | None:
+        """Wait until the connection ends; return the reason code of the
+        DISCONNECT the server sent (0 if it had none), or None if the server
+        closed the connection without a DISCONNECT packet."""
+        self.wait_disconnected(timeout)
+        raw = self.c._e2e_server_disconnects
+        if not raw:
+            return None
+        return raw[0][0] if raw[0] else 0
 
     def disconnect(self, reason: int | None = None, properties=None, timeout: float = WAIT) -> None:
         """Normal DISCONNECT, then stop the network thread."""
@@ -822,3 +846,74 @@ def make_foreign_ca_device(workdir: Path, cn: str = "intruder") -> tuple[Path, P
     run("x509", "-req", "-in", "dev.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "dev.pem", "-days", "2", "-extfile", "ext.cnf")
     return workdir / "ca.pem", workdir / "dev.pem", workdir / "dev.key"
+
+
+def issue_with_ca(ca_cert: Path, ca_key: Path, out_dir: Path, cn: str, days_from: float = -1, days_to: float = 30,
+                  client_auth: bool = True) -> tuple[Path, Path]:
+    """A client certificate signed by the given CA with Python's cryptography
+    package (not registered with the server). Validity relative to now."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate(Path(ca_cert).read_bytes())
+    ca_priv = serialization.load_pem_private_key(Path(ca_key).read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days_from))
+        .not_valid_after(now + datetime.timedelta(days=days_to))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
+    )
+    if client_auth:
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = b.sign(ca_priv, hashes.SHA256())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cp, kp = out_dir / f"{cn}.pem.crt", out_dir / f"{cn}.key"
+    cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    kp.chmod(0o600)
+    return cp, kp
+
+
+def device_from_files(name: str, cert: Path, key: Path, ca: Path) -> Device:
+    return Device(name=name, dir=cert.parent, cert=cert, key=key, ca=ca, cert_id=cert_id_from_pem(cert))
+
+
+def tls_refused(server: Server, device: Device, tls12: bool, version: int = 4) -> str:
+    """Try a TLS connection plus CONNECT; return how it failed. Fails the test
+    if a CONNACK comes back."""
+    try:
+        conn = RawConn(server, device, tls12=tls12)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+        return f"handshake failed: {e}"
+    try:
+        try:
+            conn.send(connect_packet(unique_id("refused"), version=version))
+            p = conn.read_packet()
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+            return f"failed after the handshake: {e}"
+        if p is not None:
+            raise E2EError(f"expected the TLS connection to fail, got {p}")
+        return "closed without CONNACK " + str(getattr(conn, "last_error", ""))
+    finally:
+        conn.close()
+
+
+_uid = [0]
+
+
+def unique_id(prefix: str) -> str:
+    _uid[0] += 1
+    return f"{prefix}-{os.getpid()}-{_uid[0]}"

@@ -57,7 +57,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Broker")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,11 +120,25 @@ impl Broker {
                 }
             }
             broker.sessions.lock().insert(client, session.clone());
-            let since = if s.disconnected_at_ms == 0 { now } else { s.disconnected_at_ms };
-            let left_ms = (u64::from(s.expiry_interval) * 1000).saturating_sub(now.saturating_sub(since));
-            broker.schedule_expiry(session, 0, Duration::from_millis(left_ms), s.expiry_interval);
+            let since = if s.disconnected_at_ms == 0 {
+                now
+            } else {
+                s.disconnected_at_ms
+            };
+            let left_ms =
+                (u64::from(s.expiry_interval) * 1000).saturating_sub(now.saturating_sub(since));
+            broker.schedule_expiry(
+                session,
+                0,
+                Duration::from_millis(left_ms),
+                s.expiry_interval,
+            );
         }
-        tracing::info!(sessions = n_sessions, retained = broker.retained.read().len(), "broker state loaded");
+        tracing::info!(
+            sessions = n_sessions,
+            retained = broker.retained.read().len(),
+            "broker state loaded"
+        );
         Ok(broker)
     }
 
@@ -172,7 +188,7 @@ impl Broker {
         if !matches.is_empty() {
             // One delivery per session: highest QoS, all subscription ids.
             matches.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-            let sessions = self.sessions.lock();
+            let mut deliveries = Vec::new();
             let mut i = 0;
             while i < matches.len() {
                 let client = matches[i].client_id.clone();
@@ -182,7 +198,10 @@ impl Broker {
                 while i < matches.len() && matches[i].client_id == client {
                     let m = &matches[i];
                     i += 1;
-                    if m.entry.options.no_local && !m.shared && msg.publisher.as_deref() == Some(&*client) {
+                    if m.entry.options.no_local
+                        && !m.shared
+                        && msg.publisher.as_deref() == Some(&*client)
+                    {
                         continue;
                     }
                     let q = m.entry.options.qos.min(msg.qos);
@@ -190,11 +209,22 @@ impl Broker {
                     rap |= m.entry.options.retain_as_published;
                     ids.extend(m.entry.subscription_id);
                 }
-                let (Some(qos), Some(session)) = (qos, sessions.get(&client)) else { continue };
-                let retain = rap && msg.retain;
-                if self.enqueue(session, &msg, qos, retain, ids) {
+                if let Some(qos) = qos {
+                    deliveries.push((client, qos, rap && msg.retain, ids));
+                }
+            }
+            // Look the sessions up under the map lock, deliver without it.
+            let targets: Vec<_> = {
+                let sessions = self.sessions.lock();
+                deliveries
+                    .into_iter()
+                    .filter_map(|(c, q, r, ids)| sessions.get(&c).map(|s| (s.clone(), q, r, ids)))
+                    .collect()
+            };
+            for (session, qos, retain, ids) in targets {
+                if let Some(durable) = self.enqueue(&session, &msg, qos, retain, ids) {
                     routed.matched += 1;
-                    routed.needs_sync |= qos > QoS::AtMostOnce && session.state.lock().durable();
+                    routed.needs_sync |= durable;
                 }
             }
         }
@@ -207,7 +237,9 @@ impl Broker {
     fn set_retained(&self, msg: &Arc<Message>) -> bool {
         if msg.payload.is_empty() {
             if self.retained.write().remove(&msg.topic).is_some() {
-                self.store.submit(BrokerOp::ClearRetained { topic: msg.topic.to_string() });
+                self.store.submit(BrokerOp::ClearRetained {
+                    topic: msg.topic.to_string(),
+                });
                 return true;
             }
             false
@@ -223,7 +255,8 @@ impl Broker {
         self.retained.read().get(topic).cloned()
     }
 
-    /// Queue a message for one session; false if dropped.
+    /// Queue a message for one session. None if dropped; otherwise whether a
+    /// durable write was made (the caller must sync before acknowledging).
     pub(crate) fn enqueue(
         &self,
         session: &Session,
@@ -231,16 +264,16 @@ impl Broker {
         qos: QoS,
         retain: bool,
         subscription_ids: Vec<u32>,
-    ) -> bool {
+    ) -> Option<bool> {
         let mut st = session.state.lock();
         let online = st.conn.is_some();
-        if !online && (qos == QoS::AtMostOnce || !st.durable()) {
-            return false;
+        if st.discarded || (!online && (qos == QoS::AtMostOnce || !st.durable())) {
+            return None;
         }
         if st.queue.len() >= self.limits.max_queued_messages {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(client_id = %session.client_id, "session queue full; message dropped");
-            return false;
+            return None;
         }
         let seq = if qos > QoS::AtMostOnce && st.durable() {
             let seq = st.next_seq();
@@ -253,18 +286,27 @@ impl Broker {
         } else {
             0
         };
-        st.queue.push_back(Queued { msg: msg.clone(), qos, retain, subscription_ids, seq });
+        st.queue.push_back(Queued {
+            msg: msg.clone(),
+            qos,
+            retain,
+            subscription_ids,
+            seq,
+        });
         drop(st);
         if online {
             session.notify.notify_one();
         }
-        true
+        Some(seq != 0)
     }
 
     /// Forget a persisted message (delivered, expired or refused).
     pub(crate) fn ack_seq(&self, client_id: &str, seq: u64) {
         if seq != 0 {
-            self.store.submit(BrokerOp::Ack { client_id: client_id.to_string(), seq });
+            self.store.submit(BrokerOp::Ack {
+                client_id: client_id.to_string(),
+                seq,
+            });
         }
     }
 
@@ -281,7 +323,9 @@ impl Broker {
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut st = existing.state.lock();
             if let Some(old) = st.conn.take() {
-                let _ = old.control.send(Control::Kick(mqtt::reason::SESSION_TAKEN_OVER));
+                let _ = old
+                    .control
+                    .send(Control::Kick(mqtt::reason::SESSION_TAKEN_OVER));
             }
             if !clean_start {
                 st.conn = Some(link);
@@ -294,7 +338,9 @@ impl Broker {
                         disconnected_at_ms: 0,
                     });
                 } else {
-                    self.store.submit(BrokerOp::DeleteSession { client_id: client_id.to_string() });
+                    self.store.submit(BrokerOp::DeleteSession {
+                        client_id: client_id.to_string(),
+                    });
                 }
                 drop(st);
                 return (existing, true);
@@ -330,7 +376,10 @@ impl Broker {
         st.subscriptions.clear();
         st.queue.clear();
         st.inflight.clear();
-        self.store.submit(BrokerOp::DeleteSession { client_id: session.client_id.to_string() });
+        st.discarded = true;
+        self.store.submit(BrokerOp::DeleteSession {
+            client_id: session.client_id.to_string(),
+        });
     }
 
     /// The connection `conn_id` ended. A session that does not outlive its
@@ -359,17 +408,30 @@ impl Broker {
         });
         drop(st);
         drop(sessions);
-        self.schedule_expiry(session.clone(), generation, Duration::from_secs(u64::from(expiry)), expiry);
+        self.schedule_expiry(
+            session.clone(),
+            generation,
+            Duration::from_secs(u64::from(expiry)),
+            expiry,
+        );
     }
 
-    fn schedule_expiry(self: &Arc<Self>, session: Arc<Session>, generation: u64, after: Duration, expiry: u32) {
+    fn schedule_expiry(
+        self: &Arc<Self>,
+        session: Arc<Session>,
+        generation: u64,
+        after: Duration,
+        expiry: u32,
+    ) {
         if expiry == u32::MAX {
             return; // never expires
         }
         let broker = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let Some(broker) = broker.upgrade() else { return };
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
             let mut sessions = broker.sessions.lock();
             let mut st = session.state.lock();
             if st.conn.is_some() || st.generation != generation {
@@ -378,7 +440,10 @@ impl Broker {
             tracing::debug!(client_id = %session.client_id, "session expired");
             broker.discard_locked(&session, &mut st);
             drop(st);
-            if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, &session)) {
+            if sessions
+                .get(&session.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, &session))
+            {
                 sessions.remove(&session.client_id);
             }
         });
@@ -433,7 +498,13 @@ impl Broker {
             .collect();
         for m in msgs {
             let qos = m.qos.min(entry.options.qos);
-            self.enqueue(session, &m, qos, true, entry.subscription_id.into_iter().collect());
+            self.enqueue(
+                session,
+                &m,
+                qos,
+                true,
+                entry.subscription_id.into_iter().collect(),
+            );
         }
     }
 
@@ -465,7 +536,11 @@ impl Broker {
 
     /// Number of connected clients.
     pub fn connected_count(&self) -> usize {
-        self.sessions.lock().values().filter(|s| s.state.lock().conn.is_some()).count()
+        self.sessions
+            .lock()
+            .values()
+            .filter(|s| s.state.lock().conn.is_some())
+            .count()
     }
 }
 

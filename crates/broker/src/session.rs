@@ -62,6 +62,8 @@ pub struct SessionState {
     /// Incremented each time a connection attaches (expiry and will timers check it).
     pub generation: u64,
     next_seq: u64,
+    /// Removed from the registry: nothing may be queued any more.
+    pub discarded: bool,
 }
 
 impl SessionState {
@@ -105,7 +107,10 @@ impl Session {
     pub fn new(client_id: Arc<str>, expiry_interval: u32) -> Arc<Session> {
         Arc::new(Session {
             client_id,
-            state: Mutex::new(SessionState { expiry_interval, ..Default::default() }),
+            state: Mutex::new(SessionState {
+                expiry_interval,
+                ..Default::default()
+            }),
             notify: Notify::new(),
         })
     }

@@ -127,7 +127,9 @@ fn remove_rec(node: &mut Node, levels: &[&str], client: &str, group: Option<&str
         None => match group {
             None => node.subs.remove(client).is_some(),
             Some(g) => {
-                let Some(grp) = node.shared.get_mut(g) else { return false };
+                let Some(grp) = node.shared.get_mut(g) else {
+                    return false;
+                };
                 let before = grp.members.len();
                 grp.members.retain(|(c, _)| &**c != client);
                 let removed = grp.members.len() != before;
@@ -138,7 +140,9 @@ fn remove_rec(node: &mut Node, levels: &[&str], client: &str, group: Option<&str
             }
         },
         Some((first, rest)) => {
-            let Some(child) = node.children.get_mut(*first) else { return false };
+            let Some(child) = node.children.get_mut(*first) else {
+                return false;
+            };
             let removed = remove_rec(child, rest, client, group);
             if child.is_empty() {
                 node.children.remove(*first);
@@ -150,7 +154,11 @@ fn remove_rec(node: &mut Node, levels: &[&str], client: &str, group: Option<&str
 
 fn add_all(node: &Node, out: &mut Vec<Match>) {
     for (c, e) in &node.subs {
-        out.push(Match { client_id: c.clone(), entry: *e, shared: false });
+        out.push(Match {
+            client_id: c.clone(),
+            entry: *e,
+            shared: false,
+        });
     }
     for grp in node.shared.values() {
         if grp.members.is_empty() {
@@ -158,7 +166,11 @@ fn add_all(node: &Node, out: &mut Vec<Match>) {
         }
         let i = grp.next.fetch_add(1, Ordering::Relaxed) % grp.members.len();
         let (c, e) = &grp.members[i];
-        out.push(Match { client_id: c.clone(), entry: *e, shared: true });
+        out.push(Match {
+            client_id: c.clone(),
+            entry: *e,
+            shared: true,
+        });
     }
 }
 
@@ -192,7 +204,10 @@ mod tests {
     use mqtt::QoS;
 
     fn e(q: QoS) -> SubEntry {
-        SubEntry { options: SubOptions::qos(q), subscription_id: None }
+        SubEntry {
+            options: SubOptions::qos(q),
+            subscription_id: None,
+        }
     }
 
     fn clients(t: &SubscriptionTree, topic: &str) -> Vec<String> {
@@ -206,8 +221,14 @@ mod tests {
     #[test]
     fn wildcards_and_dollar() {
         let mut t = SubscriptionTree::new();
-        for (c, f) in [("a", "sport/#"), ("b", "sport/+/player1"), ("c", "#"), ("d", "+/+"), ("e", "$SYS/#"), ("f", "+")]
-        {
+        for (c, f) in [
+            ("a", "sport/#"),
+            ("b", "sport/+/player1"),
+            ("c", "#"),
+            ("d", "+/+"),
+            ("e", "$SYS/#"),
+            ("f", "+"),
+        ] {
             t.insert(&Arc::from(c), f, e(QoS::AtMostOnce));
         }
         assert_eq!(clients(&t, "sport"), vec!["a", "c", "f"]);
@@ -242,7 +263,11 @@ mod tests {
             let mut out = Vec::new();
             t.matches("t/1", &mut out);
             assert_eq!(out.len(), 2);
-            seen.extend(out.into_iter().filter(|m| m.shared).map(|m| m.client_id.to_string()));
+            seen.extend(
+                out.into_iter()
+                    .filter(|m| m.shared)
+                    .map(|m| m.client_id.to_string()),
+            );
         }
         seen.sort();
         assert_eq!(seen, vec!["x", "x", "y", "y"]);

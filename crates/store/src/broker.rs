@@ -74,17 +74,38 @@ pub struct BrokerSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerOp {
     /// Create or update a persistent session.
-    PutSession { client_id: String, expiry_interval: u32, disconnected_at_ms: u64 },
+    PutSession {
+        client_id: String,
+        expiry_interval: u32,
+        disconnected_at_ms: u64,
+    },
     /// Remove a session with its subscriptions and messages.
-    DeleteSession { client_id: String },
-    PutSubscription { client_id: String, subscription: StoredSubscription },
-    DeleteSubscription { client_id: String, filter: String },
+    DeleteSession {
+        client_id: String,
+    },
+    PutSubscription {
+        client_id: String,
+        subscription: StoredSubscription,
+    },
+    DeleteSubscription {
+        client_id: String,
+        filter: String,
+    },
     /// Append a message to a session's queue under a per-session sequence number.
-    Enqueue { client_id: String, seq: u64, message: StoredMessage },
+    Enqueue {
+        client_id: String,
+        seq: u64,
+        message: StoredMessage,
+    },
     /// The message was delivered and acknowledged (or dropped): forget it.
-    Ack { client_id: String, seq: u64 },
+    Ack {
+        client_id: String,
+        seq: u64,
+    },
     SetRetained(StoredMessage),
-    ClearRetained { topic: String },
+    ClearRetained {
+        topic: String,
+    },
 }
 
 /// A future that resolves once everything submitted before it is durable.

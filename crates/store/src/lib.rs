@@ -15,7 +15,9 @@ pub mod memory;
 pub mod registry;
 pub mod sqlite;
 
-pub use broker::{BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription};
+pub use broker::{
+    BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription,
+};
 pub use registry::{CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 
 /// Errors from any storage backend.

@@ -74,7 +74,12 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn insert_certificate(&self, rec: &CertificateRecord) -> crate::Result<()>;
     fn get_certificate(&self, id: &str) -> crate::Result<Option<CertificateRecord>>;
     fn list_certificates(&self) -> crate::Result<Vec<CertificateRecord>>;
-    fn set_certificate_status(&self, id: &str, status: CertificateStatus, now_ms: u64) -> crate::Result<()>;
+    fn set_certificate_status(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+        now_ms: u64,
+    ) -> crate::Result<()>;
     fn delete_certificate(&self, id: &str) -> crate::Result<()>;
 
     fn create_thing(&self, rec: &ThingRecord) -> crate::Result<()>;

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod config;
 mod datadir;
+mod device_https;
 mod registry;
 mod server;
 mod tls;
@@ -15,7 +16,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "thingport", version, about = "A self-hosted IoT core with the AWS IoT security model")]
+#[command(
+    name = "thingport",
+    version,
+    about = "A self-hosted IoT core with the AWS IoT security model"
+)]
 struct Cli {
     /// Data directory (keys, certificates, database).
     #[arg(long, global = true, env = "THINGPORT_DATA_DIR")]
@@ -113,12 +118,18 @@ enum CertsCmd {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("THINGPORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -158,10 +169,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(x) = a.mqtt_plain_listen {
                 config.listeners.mqtt_plain = Some(x);
             }
-            config.hostnames.extend(a.hostnames.into_iter().filter(|h| !h.is_empty()));
+            config
+                .hostnames
+                .extend(a.hostnames.into_iter().filter(|h| !h.is_empty()));
             server::run(config).await
         }
-        Command::Provision { name, out, key_type } => {
+        Command::Provision {
+            name,
+            out,
+            key_type,
+        } => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
             cli::provision::run(&c, &name, &out, key_type).await
         }

@@ -32,7 +32,9 @@ pub struct Registry {
 pub fn valid_thing_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
 }
 
 impl Registry {
@@ -64,8 +66,19 @@ impl Registry {
     fn reload_cache(&self) -> anyhow::Result<()> {
         let mut map = HashMap::new();
         for c in self.store.list_certificates()? {
-            let thing = self.store.principal_things(&c.id)?.into_iter().next().map(Arc::from);
-            map.insert(c.id.clone(), CachedCert { status: c.status, thing });
+            let thing = self
+                .store
+                .principal_things(&c.id)?
+                .into_iter()
+                .next()
+                .map(Arc::from);
+            map.insert(
+                c.id.clone(),
+                CachedCert {
+                    status: c.status,
+                    thing,
+                },
+            );
         }
         *self.cache.write() = map;
         Ok(())
@@ -74,8 +87,19 @@ impl Registry {
     fn refresh_cert(&self, id: &str) -> Result<(), ApiError> {
         match self.store.get_certificate(id)? {
             Some(c) => {
-                let thing = self.store.principal_things(id)?.into_iter().next().map(Arc::from);
-                self.cache.write().insert(id.to_string(), CachedCert { status: c.status, thing });
+                let thing = self
+                    .store
+                    .principal_things(id)?
+                    .into_iter()
+                    .next()
+                    .map(Arc::from);
+                self.cache.write().insert(
+                    id.to_string(),
+                    CachedCert {
+                        status: c.status,
+                        thing,
+                    },
+                );
             }
             None => {
                 self.cache.write().remove(id);
@@ -85,16 +109,25 @@ impl Registry {
     }
 
     pub fn cert_arn(&self, id: &str) -> String {
-        format!("arn:aws:iot:{}:{}:cert/{}", self.region, self.account_id, id)
+        format!(
+            "arn:aws:iot:{}:{}:cert/{}",
+            self.region, self.account_id, id
+        )
     }
 
     pub fn thing_arn(&self, name: &str) -> String {
-        format!("arn:aws:iot:{}:{}:thing/{}", self.region, self.account_id, name)
+        format!(
+            "arn:aws:iot:{}:{}:thing/{}",
+            self.region, self.account_id, name
+        )
     }
 
     /// A principal given as a certificate ARN or a bare certificate id.
     pub fn parse_principal(&self, principal: &str) -> Result<String, ApiError> {
-        let id = principal.rsplit_once(":cert/").map(|(_, id)| id).unwrap_or(principal);
+        let id = principal
+            .rsplit_once(":cert/")
+            .map(|(_, id)| id)
+            .unwrap_or(principal);
         if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(id.to_ascii_lowercase())
         } else {
@@ -136,7 +169,9 @@ impl Registry {
     }
 
     pub fn get_thing(&self, name: &str) -> Result<ThingRecord, ApiError> {
-        self.store.get_thing(name)?.ok_or_else(|| ApiError::not_found(format!("thing {name} does not exist")))
+        self.store
+            .get_thing(name)?
+            .ok_or_else(|| ApiError::not_found(format!("thing {name} does not exist")))
     }
 
     pub fn list_things(&self) -> Result<Vec<ThingRecord>, ApiError> {
@@ -173,7 +208,12 @@ impl Registry {
 
     pub fn thing_principals(&self, thing: &str) -> Result<Vec<String>, ApiError> {
         self.get_thing(thing)?;
-        Ok(self.store.thing_principals(thing)?.iter().map(|id| self.cert_arn(id)).collect())
+        Ok(self
+            .store
+            .thing_principals(thing)?
+            .iter()
+            .map(|id| self.cert_arn(id))
+            .collect())
     }
 
     pub fn principal_things(&self, principal: &str) -> Result<Vec<String>, ApiError> {
@@ -189,7 +229,11 @@ impl Registry {
         let rec = CertificateRecord {
             id: pki::certificate_id(&der),
             pem: pem.to_string(),
-            status: if active { CertificateStatus::Active } else { CertificateStatus::Inactive },
+            status: if active {
+                CertificateStatus::Active
+            } else {
+                CertificateStatus::Inactive
+            },
             ca_certificate_id: Some(self.ca.certificate_id()),
             created_at_ms: now,
             updated_at_ms: now,
@@ -208,15 +252,25 @@ impl Registry {
     ) -> Result<(CertificateRecord, pki::PrivateKeyPem), ApiError> {
         let issued = self
             .ca
-            .issue_device_certificate(key_type, &pki::Subject::with_common_name("AWS IoT Certificate"))
+            .issue_device_certificate(
+                key_type,
+                &pki::Subject::with_common_name("AWS IoT Certificate"),
+            )
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let rec = self.register_issued(&issued.cert_pem, active)?;
         Ok((rec, issued.key))
     }
 
     /// AWS CreateCertificateFromCsr: the device keeps its private key.
-    pub fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<CertificateRecord, ApiError> {
-        let pem = self.ca.sign_csr(csr_pem).map_err(|e| ApiError::invalid(format!("invalid CSR: {e}")))?;
+    pub fn create_certificate_from_csr(
+        &self,
+        csr_pem: &str,
+        active: bool,
+    ) -> Result<CertificateRecord, ApiError> {
+        let pem = self
+            .ca
+            .sign_csr(csr_pem)
+            .map_err(|e| ApiError::invalid(format!("invalid CSR: {e}")))?;
         self.register_issued(&pem, active)
     }
 
@@ -232,21 +286,35 @@ impl Registry {
 
     /// AWS UpdateCertificate. REVOKED is final; connections of a certificate
     /// that stops being ACTIVE are closed at once.
-    pub fn update_certificate_status(&self, id: &str, new: CertificateStatus) -> Result<(), ApiError> {
+    pub fn update_certificate_status(
+        &self,
+        id: &str,
+        new: CertificateStatus,
+    ) -> Result<(), ApiError> {
         let cert = self.get_certificate(id)?;
         let allowed = match (cert.status, new) {
             (CertificateStatus::Revoked, _) => false,
-            (_, CertificateStatus::Active | CertificateStatus::Inactive | CertificateStatus::Revoked) => true,
+            (
+                _,
+                CertificateStatus::Active
+                | CertificateStatus::Inactive
+                | CertificateStatus::Revoked,
+            ) => true,
             _ => false,
         };
         if !allowed {
             return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
                 "CertificateStateException",
-                format!("certificate {id} cannot change from {} to {}", cert.status.as_str(), new.as_str()),
+                format!(
+                    "certificate {id} cannot change from {} to {}",
+                    cert.status.as_str(),
+                    new.as_str()
+                ),
             ));
         }
-        self.store.set_certificate_status(id, new, store::now_ms())?;
+        self.store
+            .set_certificate_status(id, new, store::now_ms())?;
         self.refresh_cert(id)?;
         tracing::info!(certificate_id = %id, status = new.as_str(), "certificate status changed");
         if new != CertificateStatus::Active {
@@ -289,19 +357,27 @@ fn validate_attributes(attrs: &BTreeMap<String, String>) -> Result<(), ApiError>
     for (k, v) in attrs {
         let key_ok = !k.is_empty()
             && k.len() <= 128
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
         if !key_ok {
-            return Err(ApiError::invalid(format!("attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]")));
+            return Err(ApiError::invalid(format!(
+                "attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]"
+            )));
         }
         if v.len() > 800 {
-            return Err(ApiError::invalid(format!("attribute {k} is longer than 800 characters")));
+            return Err(ApiError::invalid(format!(
+                "attribute {k} is longer than 800 characters"
+            )));
         }
     }
     Ok(())
 }
 
 impl broker::Authenticator for Registry {
-    fn authenticate(&self, peer: &broker::PeerInfo) -> Result<broker::Principal, broker::auth::AuthFailure> {
+    fn authenticate(
+        &self,
+        peer: &broker::PeerInfo,
+    ) -> Result<broker::Principal, broker::auth::AuthFailure> {
         use broker::auth::AuthFailure;
         if peer.listener == "mqtt" {
             return Ok(self.plain_principal.clone());
@@ -317,8 +393,13 @@ impl broker::Authenticator for Registry {
                 thing_name: c.thing.clone(),
                 ext: None,
             }),
-            Some(c) => Err(AuthFailure::NotAuthorized(format!("certificate {id} is {}", c.status.as_str()))),
-            None => Err(AuthFailure::NotAuthorized(format!("certificate {id} is not registered"))),
+            Some(c) => Err(AuthFailure::NotAuthorized(format!(
+                "certificate {id} is {}",
+                c.status.as_str()
+            ))),
+            None => Err(AuthFailure::NotAuthorized(format!(
+                "certificate {id} is not registered"
+            ))),
         }
     }
 }

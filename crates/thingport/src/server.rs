@@ -28,7 +28,11 @@ pub fn load_or_create_ca(dir: &DataDir) -> anyhow::Result<pki::CertificateAuthor
 
 /// Issue a fresh server certificate for the configured names (each start, so
 /// the names always match the configuration; devices trust the CA, not this).
-fn issue_server_certificate(dir: &DataDir, ca: &pki::CertificateAuthority, names: &[String]) -> anyhow::Result<(String, String)> {
+fn issue_server_certificate(
+    dir: &DataDir,
+    ca: &pki::CertificateAuthority,
+    names: &[String],
+) -> anyhow::Result<(String, String)> {
     let issued = ca.issue_server_certificate(names, 397)?;
     write_secret(&dir.server_key(), issued.key.expose().as_bytes())?;
     write_public(&dir.server_cert(), issued.cert_pem.as_bytes())?;
@@ -66,7 +70,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", dir.database().display()))?;
     let mut plain = broker::Principal::new(config.plain_tcp.principal.as_str());
     plain.thing_name = config.plain_tcp.thing_name.as_deref().map(Into::into);
-    let registry = Registry::new(db.clone(), ca.clone(), config.region.clone(), config.account_id.clone(), plain)?;
+    let registry = Registry::new(
+        db.clone(),
+        ca.clone(),
+        config.region.clone(),
+        config.account_id.clone(),
+        plain,
+    )?;
     let broker = broker::Broker::new(
         config.limits.to_limits(),
         registry.clone(),
@@ -75,13 +85,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     registry.set_broker(&broker);
 
-    let tls = crate::tls::mutual_tls_config(&[ca.cert_der().to_vec()], &server_cert, &server_key, &[])?;
+    let tls =
+        crate::tls::mutual_tls_config(&[ca.cert_der().to_vec()], &server_cert, &server_key, &[])?;
     let tls = Arc::new(ArcSwap::from_pointee(tls));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
 
     let mqtt_listener = bind(config.listeners.mqtt, "MQTT over TLS").await?;
     let mqtt_addr = mqtt_listener.local_addr()?;
-    tokio::spawn(broker::listener::serve_tls(mqtt_listener, tls.clone(), broker.clone(), shutdown_rx.clone()));
+    tokio::spawn(broker::listener::serve_tls(
+        mqtt_listener,
+        tls.clone(),
+        broker.clone(),
+        shutdown_rx.clone(),
+    ));
+
+    let https_listener = bind(config.listeners.https, "device HTTPS").await?;
+    let https_addr = https_listener.local_addr()?;
+    let https_app = crate::device_https::router(broker.clone());
+    tokio::spawn(crate::device_https::serve(
+        https_listener,
+        tls.clone(),
+        https_app,
+        shutdown_rx.clone(),
+    ));
 
     let mut plain_addr = None;
     if let Some(addr) = config.listeners.mqtt_plain {
@@ -90,7 +116,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(addr = %a, principal = %config.plain_tcp.principal,
             "INSECURE plain-TCP MQTT listener enabled: no encryption, no client authentication; do not expose it");
         plain_addr = Some(a);
-        tokio::spawn(broker::listener::serve_tcp(l, broker.clone(), shutdown_rx.clone()));
+        tokio::spawn(broker::listener::serve_tcp(
+            l,
+            broker.clone(),
+            shutdown_rx.clone(),
+        ));
     }
 
     let api_listener = bind(config.listeners.api, "the management API").await?;
@@ -117,13 +147,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let endpoints = Endpoints {
         api: format!("http://{api_addr}"),
         mqtt: mqtt_addr.to_string(),
+        https: https_addr.to_string(),
         mqtt_plain: plain_addr.map(|a| a.to_string()),
         region: config.region.clone(),
         pid: std::process::id(),
     };
-    write_public(&dir.endpoints(), serde_json::to_string_pretty(&endpoints)?.as_bytes())?;
+    write_public(
+        &dir.endpoints(),
+        serde_json::to_string_pretty(&endpoints)?.as_bytes(),
+    )?;
 
     tracing::info!(%mqtt_addr, "MQTT over TLS (client certificates required)");
+    tracing::info!(%https_addr, "device HTTPS (client certificates required)");
     tracing::info!(%api_addr, "management API (SigV4)");
     print_banner(&config, &dir, &endpoints, &admin, created);
 
@@ -137,7 +172,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCredentials, created: bool) {
+fn print_banner(
+    config: &Config,
+    dir: &DataDir,
+    e: &Endpoints,
+    admin: &AdminCredentials,
+    created: bool,
+) {
     let data = dir.root.display();
     let dd = if config.data_dir == std::path::Path::new("./thingport-data") {
         String::new()
@@ -147,6 +188,7 @@ fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCred
     eprintln!(
         "\nThingport is running.\n\
          \n  MQTT over TLS   {mqtt}   (devices need a client certificate)\n\
+         \x20 Device HTTPS    {https}   (POST /topics/TOPIC with the device certificate)\n\
          \x20 Management API  {api}   (SigV4, access key {akid}{new})\n\
          \x20 Root CA         {ca}\n\
          \x20 Data directory  {data}\n\
@@ -154,9 +196,14 @@ fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCred
          \n  thingport provision my-device --out ./my-device{dd}\n\
          \nthen publish with the mosquitto_pub command it prints. Stop with Ctrl-C.\n",
         mqtt = e.mqtt,
+        https = e.https,
         api = e.api,
         akid = admin.access_key_id,
-        new = if created { ", new, saved in admin-credentials.json" } else { "" },
+        new = if created {
+            ", new, saved in admin-credentials.json"
+        } else {
+            ""
+        },
         ca = dir.ca_cert().display(),
     );
 }

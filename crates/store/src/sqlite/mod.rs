@@ -55,7 +55,10 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx))
             .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
-        Ok(Arc::new(SqliteStore { conn: Mutex::new(conn), writer: Mutex::new(tx) }))
+        Ok(Arc::new(SqliteStore {
+            conn: Mutex::new(conn),
+            writer: Mutex::new(tx),
+        }))
     }
 
     /// An in-memory database (tests): registry only is shared; broker ops go to

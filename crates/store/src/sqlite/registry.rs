@@ -22,8 +22,12 @@ fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<(CertificateRecord, String)> {
 }
 
 fn fix_status((mut rec, status): (CertificateRecord, String)) -> Result<CertificateRecord> {
-    rec.status = CertificateStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has unknown status {status}", rec.id)))?;
+    rec.status = CertificateStatus::parse(&status).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "certificate {} has unknown status {status}",
+            rec.id
+        ))
+    })?;
     Ok(rec)
 }
 
@@ -42,8 +46,8 @@ fn thing_from_row(r: &Row<'_>) -> rusqlite::Result<(ThingRecord, String)> {
 }
 
 fn fix_attrs((mut rec, attrs): (ThingRecord, String)) -> Result<ThingRecord> {
-    rec.attributes =
-        serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("thing {} attributes: {e}", rec.name)))?;
+    rec.attributes = serde_json::from_str(&attrs)
+        .map_err(|e| StoreError::Corrupt(format!("thing {} attributes: {e}", rec.name)))?;
     Ok(rec)
 }
 
@@ -74,19 +78,30 @@ impl RegistryStore for SqliteStore {
     fn get_certificate(&self, id: &str) -> Result<Option<CertificateRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), params![id], cert_from_row)
+            .query_row(
+                &format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"),
+                params![id],
+                cert_from_row,
+            )
             .optional()?;
         row.map(fix_status).transpose()
     }
 
     fn list_certificates(&self) -> Result<Vec<CertificateRecord>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(&format!("SELECT {CERT_COLS} FROM certificates ORDER BY created_at_ms, id"))?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {CERT_COLS} FROM certificates ORDER BY created_at_ms, id"
+        ))?;
         let rows = st.query_map([], cert_from_row)?;
         rows.map(|r| fix_status(r?)).collect()
     }
 
-    fn set_certificate_status(&self, id: &str, status: CertificateStatus, now_ms: u64) -> Result<()> {
+    fn set_certificate_status(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+        now_ms: u64,
+    ) -> Result<()> {
         let conn = self.conn.lock();
         let n = conn.execute(
             "UPDATE certificates SET status = ?2, updated_at_ms = ?3 WHERE id = ?1",
@@ -109,11 +124,19 @@ impl RegistryStore for SqliteStore {
 
     fn create_thing(&self, rec: &ThingRecord) -> Result<()> {
         let conn = self.conn.lock();
-        let attrs = serde_json::to_string(&rec.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attrs = serde_json::to_string(&rec.attributes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = conn.execute(
             "INSERT OR IGNORE INTO things (name, id, type_name, attributes, version, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![rec.name, rec.id, rec.type_name, attrs, rec.version, rec.created_at_ms as i64],
+            params![
+                rec.name,
+                rec.id,
+                rec.type_name,
+                attrs,
+                rec.version,
+                rec.created_at_ms as i64
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::AlreadyExists(format!("thing {}", rec.name)));
@@ -124,7 +147,11 @@ impl RegistryStore for SqliteStore {
     fn get_thing(&self, name: &str) -> Result<Option<ThingRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(&format!("SELECT {THING_COLS} FROM things WHERE name = ?1"), params![name], thing_from_row)
+            .query_row(
+                &format!("SELECT {THING_COLS} FROM things WHERE name = ?1"),
+                params![name],
+                thing_from_row,
+            )
             .optional()?;
         row.map(fix_attrs).transpose()
     }
@@ -138,7 +165,8 @@ impl RegistryStore for SqliteStore {
 
     fn update_thing(&self, rec: &ThingRecord) -> Result<()> {
         let conn = self.conn.lock();
-        let attrs = serde_json::to_string(&rec.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attrs = serde_json::to_string(&rec.attributes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = conn.execute(
             "UPDATE things SET type_name = ?2, attributes = ?3, version = ?4 WHERE name = ?1",
             params![rec.name, rec.type_name, attrs, rec.version],
@@ -160,8 +188,11 @@ impl RegistryStore for SqliteStore {
 
     fn attach_principal(&self, thing: &str, principal: &str) -> Result<()> {
         let conn = self.conn.lock();
-        let exists: bool =
-            conn.query_row("SELECT EXISTS(SELECT 1 FROM things WHERE name = ?1)", params![thing], |r| r.get(0))?;
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM things WHERE name = ?1)",
+            params![thing],
+            |r| r.get(0),
+        )?;
         if !exists {
             return Err(StoreError::NotFound(format!("thing {thing}")));
         }
@@ -183,14 +214,18 @@ impl RegistryStore for SqliteStore {
 
     fn thing_principals(&self, thing: &str) -> Result<Vec<String>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare("SELECT principal FROM thing_principals WHERE thing_name = ?1 ORDER BY principal")?;
+        let mut st = conn.prepare(
+            "SELECT principal FROM thing_principals WHERE thing_name = ?1 ORDER BY principal",
+        )?;
         let rows = st.query_map(params![thing], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
     fn principal_things(&self, principal: &str) -> Result<Vec<String>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare("SELECT thing_name FROM thing_principals WHERE principal = ?1 ORDER BY thing_name")?;
+        let mut st = conn.prepare(
+            "SELECT thing_name FROM thing_principals WHERE principal = ?1 ORDER BY thing_name",
+        )?;
         let rows = st.query_map(params![principal], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }

@@ -20,17 +20,27 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/things", get(list_things))
-        .route("/things/{name}", post(create_thing).get(describe_thing).delete(delete_thing))
+        .route(
+            "/things/{name}",
+            post(create_thing).get(describe_thing).delete(delete_thing),
+        )
         .route(
             "/things/{name}/principals",
-            put(attach_principal).delete(detach_principal).get(list_thing_principals),
+            put(attach_principal)
+                .delete(detach_principal)
+                .get(list_thing_principals),
         )
         .route("/principals/things", get(list_principal_things))
         .route("/keys-and-certificate", post(create_keys_and_certificate))
-        .route("/certificates", post(create_certificate_from_csr).get(list_certificates))
+        .route(
+            "/certificates",
+            post(create_certificate_from_csr).get(list_certificates),
+        )
         .route(
             "/certificates/{id}",
-            get(describe_certificate).put(update_certificate).delete(delete_certificate),
+            get(describe_certificate)
+                .put(update_certificate)
+                .delete(delete_certificate),
         )
         .route("/endpoint", get(describe_endpoint))
         .route("/thingport/info", get(server_info))
@@ -40,7 +50,8 @@ fn parse_json<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T,
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
 }
 
 fn principal_header(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -57,9 +68,15 @@ fn secs(ms: u64) -> f64 {
 }
 
 /// Paginate by offset: `next` is the opaque token (the offset, decimal).
-fn page<T: Clone>(items: &[T], token: Option<&str>, max: Option<usize>) -> Result<(Vec<T>, Option<String>), ApiError> {
+fn page<T: Clone>(
+    items: &[T],
+    token: Option<&str>,
+    max: Option<usize>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start: usize = match token {
-        Some(t) if !t.is_empty() => t.parse().map_err(|_| ApiError::invalid("invalid nextToken"))?,
+        Some(t) if !t.is_empty() => t
+            .parse()
+            .map_err(|_| ApiError::invalid("invalid nextToken"))?,
         _ => 0,
     };
     let max = max.unwrap_or(250).clamp(1, 250);
@@ -84,11 +101,20 @@ struct AttributePayload {
     attributes: BTreeMap<String, String>,
 }
 
-async fn create_thing(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+async fn create_thing(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let b: CreateThingBody = parse_json(&body)?;
-    let attrs = b.attribute_payload.map(|a| a.attributes).unwrap_or_default();
+    let attrs = b
+        .attribute_payload
+        .map(|a| a.attributes)
+        .unwrap_or_default();
     let t = s.registry.create_thing(&name, b.thing_type_name, attrs)?;
-    Ok(Json(json!({ "thingName": t.name, "thingArn": s.registry.thing_arn(&t.name), "thingId": t.id })))
+    Ok(Json(
+        json!({ "thingName": t.name, "thingArn": s.registry.thing_arn(&t.name), "thingId": t.id }),
+    ))
 }
 
 fn thing_json(s: &ApiState, t: &ThingRecord) -> Value {
@@ -112,14 +138,21 @@ async fn describe_thing(State(s): State<ApiState>, Path(name): Path<String>) -> 
     Ok(Json(v))
 }
 
-async fn list_things(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+async fn list_things(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
     let mut things = s.registry.list_things()?;
     if let Some(tt) = q.get("thingTypeName") {
         things.retain(|t| t.type_name.as_deref() == Some(tt));
     }
     if let Some(an) = q.get("attributeName") {
         let av = q.get("attributeValue");
-        things.retain(|t| t.attributes.get(an).is_some_and(|v| av.is_none_or(|want| want == v)));
+        things.retain(|t| {
+            t.attributes
+                .get(an)
+                .is_some_and(|v| av.is_none_or(|want| want == v))
+        });
     }
     let max = q.get("maxResults").and_then(|m| m.parse().ok());
     let (items, next) = page(&things, q.get("nextToken").map(String::as_str), max)?;
@@ -136,28 +169,41 @@ async fn delete_thing(State(s): State<ApiState>, Path(name): Path<String>) -> Ap
     Ok(Json(json!({})))
 }
 
-async fn attach_principal(State(s): State<ApiState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn attach_principal(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
     s.registry.attach(&name, &principal_header(&headers)?)?;
     Ok(Json(json!({})))
 }
 
-async fn detach_principal(State(s): State<ApiState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn detach_principal(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
     s.registry.detach(&name, &principal_header(&headers)?)?;
     Ok(Json(json!({})))
 }
 
 async fn list_thing_principals(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult {
-    Ok(Json(json!({ "principals": s.registry.thing_principals(&name)? })))
+    Ok(Json(
+        json!({ "principals": s.registry.thing_principals(&name)? }),
+    ))
 }
 
 async fn list_principal_things(State(s): State<ApiState>, headers: HeaderMap) -> ApiResult {
-    Ok(Json(json!({ "things": s.registry.principal_things(&principal_header(&headers)?)? })))
+    Ok(Json(
+        json!({ "things": s.registry.principal_things(&principal_header(&headers)?)? }),
+    ))
 }
 
 // ---- certificates ----
 
 fn set_as_active(q: &HashMap<String, String>) -> bool {
-    q.get("setAsActive").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    q.get("setAsActive")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 async fn create_keys_and_certificate(
@@ -166,10 +212,14 @@ async fn create_keys_and_certificate(
 ) -> ApiResult {
     // AWS issues RSA 2048; `keyType` is a Thingport extension (ec, rsa, …).
     let key_type = match q.get("keyType") {
-        Some(k) => k.parse::<pki::KeyType>().map_err(|e| ApiError::invalid(e.to_string()))?,
+        Some(k) => k
+            .parse::<pki::KeyType>()
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
         None => pki::KeyType::Rsa2048,
     };
-    let (rec, key) = s.registry.create_keys_and_certificate(key_type, set_as_active(&q))?;
+    let (rec, key) = s
+        .registry
+        .create_keys_and_certificate(key_type, set_as_active(&q))?;
     let public = public_key_pem(&rec.pem).unwrap_or_default();
     Ok(Json(json!({
         "certificateArn": s.registry.cert_arn(&rec.id),
@@ -209,9 +259,13 @@ async fn create_certificate_from_csr(
         .certificate_signing_request
         .ok_or_else(|| ApiError::invalid("certificateSigningRequest is required"))?;
     if csr.len() > 4096 {
-        return Err(ApiError::invalid("certificateSigningRequest is longer than 4096 characters"));
+        return Err(ApiError::invalid(
+            "certificateSigningRequest is longer than 4096 characters",
+        ));
     }
-    let rec = s.registry.create_certificate_from_csr(&csr, set_as_active(&q))?;
+    let rec = s
+        .registry
+        .create_certificate_from_csr(&csr, set_as_active(&q))?;
     Ok(Json(json!({
         "certificateArn": s.registry.cert_arn(&rec.id),
         "certificateId": rec.id,
@@ -229,7 +283,10 @@ fn cert_summary(s: &ApiState, c: &CertificateRecord) -> Value {
     })
 }
 
-async fn list_certificates(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+async fn list_certificates(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
     let mut certs = s.registry.list_certificates()?;
     if q.get("isAscendingOrder").is_some_and(|v| v == "false") {
         certs.reverse();
@@ -273,14 +330,20 @@ async fn update_certificate(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let status = q.get("newStatus").ok_or_else(|| ApiError::invalid("newStatus is required"))?;
-    let status = CertificateStatus::parse(status)
-        .ok_or_else(|| ApiError::invalid(format!("newStatus {status:?} is not a certificate status")))?;
+    let status = q
+        .get("newStatus")
+        .ok_or_else(|| ApiError::invalid("newStatus is required"))?;
+    let status = CertificateStatus::parse(status).ok_or_else(|| {
+        ApiError::invalid(format!("newStatus {status:?} is not a certificate status"))
+    })?;
     s.registry.update_certificate_status(&id, status)?;
     Ok(StatusCode::OK)
 }
 
-async fn delete_certificate(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_certificate(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.registry.delete_certificate(&id)?;
     Ok(StatusCode::OK)
 }

@@ -24,7 +24,12 @@ pub struct ApiState {
 /// The whole management API, authentication included.
 pub fn router(state: ApiState) -> Router {
     let authed = iot::routes()
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_sigv4,
+        ))
         .with_state(state.clone());
-    Router::new().route("/health", axum::routing::get(|| async { "ok\n" })).merge(authed)
+    Router::new()
+        .route("/health", axum::routing::get(|| async { "ok\n" }))
+        .merge(authed)
 }

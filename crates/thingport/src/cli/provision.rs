@@ -11,16 +11,33 @@ use serde_json::json;
 use crate::client::ApiClient;
 use crate::datadir::{write_public, write_secret};
 
-pub async fn run(c: &ApiClient, name: &str, out: &Path, key_type: pki::KeyType) -> anyhow::Result<()> {
+pub async fn run(
+    c: &ApiClient,
+    name: &str,
+    out: &Path,
+    key_type: pki::KeyType,
+) -> anyhow::Result<()> {
     if !crate::registry::valid_thing_name(name) {
         anyhow::bail!("thing name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]");
     }
     let key_file = out.join("private.pem.key");
     if key_file.exists() {
-        anyhow::bail!("{} already exists; choose another --out directory or remove it", key_file.display());
+        anyhow::bail!(
+            "{} already exists; choose another --out directory or remove it",
+            key_file.display()
+        );
     }
     eprintln!("[1/4] creating thing {name}");
-    match c.call("POST", &format!("/things/{name}"), "", &[], Some(&json!({}))).await {
+    match c
+        .call(
+            "POST",
+            &format!("/things/{name}"),
+            "",
+            &[],
+            Some(&json!({})),
+        )
+        .await
+    {
         Ok(_) => {}
         Err(e) if e.to_string().contains("ResourceAlreadyExistsException") => {
             eprintln!("      thing {name} already exists; adding a new certificate to it");
@@ -32,14 +49,33 @@ pub async fn run(c: &ApiClient, name: &str, out: &Path, key_type: pki::KeyType) 
     let csr = pki::make_csr(&key, name)?;
     eprintln!("[3/4] asking the CA to sign the certificate request");
     let cert = c
-        .call("POST", "/certificates", "setAsActive=true", &[], Some(&json!({ "certificateSigningRequest": csr })))
+        .call(
+            "POST",
+            "/certificates",
+            "setAsActive=true",
+            &[],
+            Some(&json!({ "certificateSigningRequest": csr })),
+        )
         .await?;
-    let cert_pem = cert["certificatePem"].as_str().context("no certificatePem in the answer")?;
-    let cert_arn = cert["certificateArn"].as_str().context("no certificateArn in the answer")?;
+    let cert_pem = cert["certificatePem"]
+        .as_str()
+        .context("no certificatePem in the answer")?;
+    let cert_arn = cert["certificateArn"]
+        .as_str()
+        .context("no certificateArn in the answer")?;
     let cert_id = cert["certificateId"].as_str().unwrap_or("");
-    c.call("PUT", &format!("/things/{name}/principals"), "", &[("x-amzn-principal", cert_arn)], None).await?;
+    c.call(
+        "PUT",
+        &format!("/things/{name}/principals"),
+        "",
+        &[("x-amzn-principal", cert_arn)],
+        None,
+    )
+    .await?;
     let info = c.call("GET", "/thingport/info", "", &[], None).await?;
-    let ca_pem = info["rootCaPem"].as_str().context("no rootCaPem in the answer")?;
+    let ca_pem = info["rootCaPem"]
+        .as_str()
+        .context("no rootCaPem in the answer")?;
 
     eprintln!("[4/4] writing {}", out.display());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;

@@ -12,6 +12,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub mqtt_port: u16,
     pub api: String,
+    pub https: String,
     pub log: PathBuf,
 }
 
@@ -25,11 +26,23 @@ impl Server {
         let endpoints = data_dir.join("endpoints.json");
         let _ = std::fs::remove_file(&endpoints);
         std::fs::create_dir_all(data_dir).unwrap();
-        let log = data_dir.join(format!("server-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = data_dir.join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let child = Command::new(bin())
             .args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}"), "--api-listen", "127.0.0.1:0"])
+            .args([
+                "--mqtt-listen",
+                &format!("127.0.0.1:{mqtt_port}"),
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--https-listen", "127.0.0.1:0"])
             .env("THINGPORT_LOG", "info,broker=debug")
             .env_remove("THINGPORT_ADMIN_ACCESS_KEY_ID")
             .stdout(Stdio::null())
@@ -47,12 +60,16 @@ impl Server {
                         data_dir: data_dir.to_path_buf(),
                         mqtt_port: port,
                         api: v["api"].as_str().unwrap().to_string(),
+                        https: v["https"].as_str().unwrap().to_string(),
                         log,
                     };
                 }
             }
             if Instant::now() > deadline {
-                panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "server did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -60,7 +77,12 @@ impl Server {
 
     /// Run a CLI command against this server; returns stdout, panics on failure.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(bin()).args(args).arg("--data-dir").arg(&self.data_dir).output().unwrap();
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "thingport {args:?} failed: {}\n{}",
@@ -73,9 +95,20 @@ impl Server {
     /// Provision a device; returns its directory and certificate id.
     pub fn provision(&self, name: &str, key_type: &str) -> Device {
         let dir = self.data_dir.join("devices").join(name);
-        let out = self.cli(&["provision", name, "--out", dir.to_str().unwrap(), "--key-type", key_type]);
+        let out = self.cli(&[
+            "provision",
+            name,
+            "--out",
+            dir.to_str().unwrap(),
+            "--key-type",
+            key_type,
+        ]);
         let id = out.split("certificate ").nth(1).unwrap()[..64].to_string();
-        Device { dir, cert_id: id, name: name.to_string() }
+        Device {
+            dir,
+            cert_id: id,
+            name: name.to_string(),
+        }
     }
 
     /// kill -9
@@ -100,7 +133,10 @@ impl Drop for Server {
 }
 
 fn unsafe_free_terminate(c: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(c.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = c.try_wait() {
@@ -132,7 +168,9 @@ impl Device {
             roots.add(c.unwrap()).unwrap();
         }
         let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&self.read("certificate.pem.crt")).map(|c| c.unwrap()).collect();
+            CertificateDer::pem_slice_iter(&self.read("certificate.pem.crt"))
+                .map(|c| c.unwrap())
+                .collect();
         let key = PrivateKeyDer::from_pem_slice(&self.read("private.pem.key")).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         Arc::new(

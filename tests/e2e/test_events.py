@@ -1,0 +1,104 @@
+"""AWS IoT lifecycle events and `$` topics."""
+
+import json
+import time
+
+import pytest
+
+from conftest import unique
+
+
+def events_watcher(paho, server, device):
+    w = paho(server, device, version=5)
+    w.connect()
+    assert w.subscribe("$aws/events/presence/connected/#", qos=1) == [1]
+    assert w.subscribe("$aws/events/presence/disconnected/#", qos=1) == [1]
+    return w
+
+
+def event(w, kind, cid):
+    m = w.expect(f"$aws/events/presence/{kind}/{cid}")
+    return json.loads(m.payload)
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_connected_and_disconnected_events(server, device, paho, version):
+    w = events_watcher(paho, server, device)
+    cid = unique("presence")
+    before = int(time.time() * 1000)
+    c = paho(server, device, client_id=cid, version=version)
+    c.connect()
+    ev = event(w, "connected", cid)
+    after = int(time.time() * 1000)
+    assert ev["clientId"] == cid
+    assert ev["eventType"] == "connected"
+    assert before - 1000 <= ev["timestamp"] <= after + 1000
+    assert isinstance(ev["sessionIdentifier"], str) and ev["sessionIdentifier"]
+    assert ev["principalIdentifier"] == device.cert_id
+    assert ev["ipAddress"] == "127.0.0.1"
+    assert isinstance(ev["versionNumber"], int)
+    assert "disconnectReason" not in ev
+
+    c.disconnect()
+    dv = event(w, "disconnected", cid)
+    assert dv["clientId"] == cid
+    assert dv["eventType"] == "disconnected"
+    assert dv["sessionIdentifier"] == ev["sessionIdentifier"]
+    assert dv["principalIdentifier"] == device.cert_id
+    assert dv["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+    assert dv["versionNumber"] == ev["versionNumber"]
+    assert dv["timestamp"] >= ev["timestamp"]
+    assert "ipAddress" not in dv
+
+
+def test_disconnect_reasons_in_events(server, device, paho):
+    w = events_watcher(paho, server, device)
+    lost = paho(server, device, client_id=unique("lost"))
+    lost.connect()
+    event(w, "connected", lost.client_id)
+    lost.drop()
+    assert event(w, "disconnected", lost.client_id)["disconnectReason"] == "CONNECTION_LOST"
+
+    cid = unique("dup")
+    a = paho(server, device, client_id=cid)
+    a.connect()
+    b = paho(server, device, client_id=cid)
+    b.connect()
+    a.wait_disconnected()
+    assert event(w, "disconnected", cid)["disconnectReason"] == "DUPLICATE_CLIENTID"
+
+
+def test_hash_does_not_match_dollar_topics(server, device, paho):
+    base = unique("dollar")
+    hash_sub = paho(server, device, version=5)
+    hash_sub.connect()
+    assert hash_sub.subscribe([("#", 1), ("+/events/#", 1), ("+/presence/connected/+", 1)]) == [1, 1, 1]
+    w = events_watcher(paho, server, device)
+    other = paho(server, device, client_id=unique("dollar-trigger"))
+    other.connect()
+    event(w, "connected", other.client_id)  # the event exists...
+    other.disconnect()
+    event(w, "disconnected", other.client_id)
+    # ...and a normal message published after it reaches '#' after it would have.
+    sentinel = paho(server, device, version=5)
+    sentinel.connect()
+    sentinel.publish(f"{base}/sentinel", b"s", qos=1)
+    seen = []
+    while True:
+        m = hash_sub.expect()
+        seen.append(m.topic)
+        if m.topic == f"{base}/sentinel":
+            break
+    dollar = [t for t in seen if t.startswith("$")]
+    assert not dollar, f"'#' / '+' at the first level matched $ topics: {dollar}"
+
+
+def test_dollar_topics_are_reserved(server, device, paho):
+    c = paho(server, device, version=5)
+    c.connect()
+    # Not authorized: publishing to a $ topic, subscribing to $ filters other than $aws/events.
+    assert c.publish("$custom/x", b"x", qos=1) == 0x87
+    assert c.publish("$aws/events/presence/connected/forged", b"{}", qos=1) == 0x87
+    assert c.subscribe("$custom/#", qos=1) == [0x87]
+    assert c.subscribe("$aws/events/#", qos=1) == [1]
+    assert c.c.is_connected()
