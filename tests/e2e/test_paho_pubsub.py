@@ -154,3 +154,54 @@ def test_unsubscribe_stops_delivery(server, device, paho, version):
     c.unsubscribe(t)
     c.publish(t, b"2", qos=1)
     c.expect_none(topic_prefix=t)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_wildcard_edge_cases(server, device, paho, version):
+    base = unique("edge")
+    c = paho(server, device, version=version)
+    c.connect()
+    assert c.subscribe([(f"{base}/#", 1), (f"{base}x/+/c", 1), (f"+/{base}y", 1)]) == [1, 1, 1]
+    pub = paho(server, device, version=version)
+    pub.connect()
+    pub.publish(base, b"parent level matches #", qos=1)          # MQTT-4.7.1-2
+    pub.publish(f"{base}x//c", b"empty level matches +", qos=1)
+    pub.publish(f"/{base}y", b"leading slash: empty first level", qos=1)
+    pub.publish(f"{base}x/b/c/d", b"no", qos=1)
+    pub.publish(f"{base.upper()}/a", b"case sensitive: no", qos=1)
+    got = c.collect(3)
+    assert sorted(m.topic for m in got) == sorted([base, f"{base}x//c", f"/{base}y"])
+    c.expect_none()
+
+
+def test_v311_suback_failure_code(server, device):
+    from e2elib import RawConn, subscribe_packet
+    raw = RawConn(server, device)
+    try:
+        assert raw.connect(unique("suback311"), version=4).body == b"\x00\x00"
+        raw.send(subscribe_packet(1, [("$custom/#", 1), ("ok/" + unique("t"), 2)], version=4))
+        p = raw.read_packet()
+        # 3.1.1 knows only 0x00-0x02 and 0x80 (MQTT-3.9.3-2).
+        assert p.type == 9 and p.body == b"\x00\x01\x80\x02", p
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_offline_delivery_uses_granted_qos_and_retain_0(server, device, paho, version):
+    """Without a restart: messages queued while offline keep the delivery QoS
+    (min of publish and granted) and RETAIN 0 (established subscription)."""
+    cid = unique("offq")
+    t = unique("offq") + "/t"
+    c = paho(server, device, client_id=cid, version=version, clean=False if version == 4 else True)
+    c.connect(**({"session_expiry": 600} if version == 5 else {}))
+    c.subscribe(t, qos=1)
+    c.disconnect()
+    pub = paho(server, device, version=5)
+    pub.connect()
+    pub.publish(t, b"q2 retained", qos=2, retain=True)
+    back = paho(server, device, client_id=cid, version=version, clean=False)
+    back.connect(**({"session_expiry": 600} if version == 5 else {}))
+    m = back.expect(t)
+    assert (m.payload, m.qos, m.retain) == (b"q2 retained", 1, False)
+    pub.publish(t, b"", qos=1, retain=True)

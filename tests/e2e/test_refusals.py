@@ -188,3 +188,18 @@ def test_live_mosquitto_sub_ends_on_revoke(server, mosq_sub):
     # mosquitto_sub prints "Received DISCONNECT (152)": 0x98 Administrative action.
     wait_until(lambda: any("Received DISCONNECT (152)" in l for l in sub.all_lines), timeout=5,
                what="mosquitto_sub to get a DISCONNECT; it printed:\n" + "\n".join(sub.all_lines))
+
+
+def test_will_published_when_certificate_deactivated(server, device, paho):
+    """A server-initiated close is not a normal DISCONNECT: the will is sent."""
+    victim_dev = server.provision(unique("will-victim"))
+    wt = unique("will-deact") + "/t"
+    w = paho(server, device, version=5)
+    w.connect()
+    w.subscribe(wt, qos=1)
+    v = paho(server, victim_dev, version=5)
+    v.will_set(wt, b"deactivated", qos=1)
+    v.connect()
+    server.certs("deactivate", victim_dev.cert_id)
+    assert v.server_disconnect() == 0x98
+    assert w.expect(wt).payload == b"deactivated"

@@ -276,3 +276,36 @@ def test_will_on_takeover_v5(server, device, paho):
     second.connect()
     assert first.server_disconnect() == 0x8E
     assert w.expect(wt).payload == b"taken over"
+
+
+def test_qos2_exactly_once_inbound(server, device, paho):
+    """A re-sent QoS 2 PUBLISH (DUP) before PUBREL is not routed twice; after
+    PUBCOMP the packet id is free for a new message."""
+    from e2elib import RawConn, publish_packet
+    t = unique("exactly") + "/t"
+    sub = paho(server, device, version=5)
+    sub.connect()
+    sub.subscribe(t, qos=2)
+    raw = RawConn(server, device)
+    try:
+        assert raw.connect(unique("exactly"), version=5).body[1] == 0
+        first = publish_packet(t, b"once", qos=2, packet_id=7, version=5)
+        raw.send(first)
+        assert raw.read_packet().type == 5
+        raw.send(bytes([first[0] | 0x08]) + first[1:])  # DUP re-send
+        assert raw.read_packet().type == 5
+        raw.send(b"\x62\x02\x00\x07")  # PUBREL
+        comp = raw.read_packet()
+        assert comp.type == 7 and comp.reason == 0
+        raw.send(b"\x62\x02\x00\x07")  # PUBREL again: unknown id
+        comp = raw.read_packet()
+        assert comp.type == 7 and comp.reason == 0x92  # Packet Identifier not found
+        raw.send(publish_packet(t, b"new message, same id", qos=2, packet_id=7, version=5))
+        assert raw.read_packet().type == 5
+        raw.send(b"\x62\x02\x00\x07")
+        assert raw.read_packet().type == 7
+    finally:
+        raw.close()
+    got = sub.collect(2)
+    assert [m.payload for m in got] == [b"once", b"new message, same id"]
+    sub.expect_none(topic_prefix=t)

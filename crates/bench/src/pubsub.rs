@@ -10,13 +10,21 @@
 //!    subscribers get up to `drain` to receive what is still on its way;
 //! 5. everything disconnects.
 //!
-//! A message is *in the window* when its send timestamp is. Expected
-//! deliveries are (messages sent in the window) × (subscribers matching
-//! their topic); losses are expected minus the distinct in-window messages
-//! received. Throughput ("received/s") is what subscribers received while
-//! the window was open, by arrival time — the rate the broker delivered.
-//! Latency is arrival time minus send time, on the one monotonic clock of
-//! this process.
+//! Accounting, per measured window `[start, end)`:
+//! * *sent*: messages whose send timestamp is in the window;
+//! * *expected*: sent × subscribers matching their topic;
+//! * *received*: distinct deliveries of those messages, whenever they
+//!   arrived (up to the end of the drain); *missing* = expected − received;
+//! * *dropped*: sequence numbers a subscriber never saw although a later
+//!   message of the same publisher arrived (MQTT keeps per-publisher order
+//!   on a topic, so these are known losses, not late arrivals), counted at
+//!   arrivals of in-window messages;
+//! * *received/s*: deliveries that arrived while the window was open, by
+//!   arrival time — the rate the broker actually delivered;
+//! * *latency*: arrival time − send time of the deliveries that arrived
+//!   during the window, on the one monotonic clock of this process. At an
+//!   unlimited rate this measures the broker's (and the kernel's) queue
+//!   depth, not its speed; only fixed-rate runs give service latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,8 +93,8 @@ struct SubResult {
     arrived_in_window: u64,
     /// A sequence number at or below one already seen from that publisher.
     duplicates: u64,
-    /// Sequence numbers skipped (messages missing in a publisher's stream).
-    gaps: u64,
+    /// Sequence numbers skipped before an in-window message arrived.
+    dropped: u64,
     /// Payloads that are not ours.
     foreign: u64,
     error: Option<String>,
@@ -140,12 +148,15 @@ pub struct PubsubReport {
     pub expected: u64,
     /// Distinct deliveries of them received.
     pub received: u64,
-    /// expected - received.
-    pub lost: u64,
+    /// expected - received: not delivered by the end of the drain.
+    pub missing: u64,
+    /// Known drops: sequence numbers skipped before an in-window message
+    /// of the same publisher arrived.
+    pub dropped: u64,
     /// Repeated or out-of-order deliveries (whole run).
     pub duplicates: u64,
-    /// Sequence numbers never seen before a later one arrived (whole run).
-    pub gaps: u64,
+    /// Whether deliveries were still arriving when the drain ended.
+    pub drain_cut_short: bool,
     /// Messages sent per second during the window.
     pub sent_per_s: f64,
     /// Messages received per second during the window (by arrival time).
@@ -236,8 +247,8 @@ pub async fn run(a: PubsubArgs) -> anyhow::Result<()> {
         inflight: a.inflight,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let live: Vec<Arc<AtomicU64>> = (0..a.subscribers)
-        .map(|_| Arc::new(AtomicU64::new(0)))
+    let live: Vec<Arc<Progress>> = (0..a.subscribers)
+        .map(|_| Arc::new(Progress::default()))
         .collect();
     let sub_tasks: Vec<JoinHandle<SubResult>> = subs
         .into_iter()
@@ -265,7 +276,7 @@ pub async fn run(a: PubsubArgs) -> anyhow::Result<()> {
         TopicMode::FanIn | TopicMode::FanOut => sent * a.subscribers as u64,
         TopicMode::Pairs => sent,
     };
-    drain(&live, expected, a.drain).await;
+    let drain_cut_short = !drain(&live, expected, a.drain).await;
     let _ = stop_tx.send(true);
     let mut sub_results = Vec::with_capacity(sub_tasks.len());
     for t in sub_tasks {
@@ -273,7 +284,7 @@ pub async fn run(a: PubsubArgs) -> anyhow::Result<()> {
     }
 
     // 5. Report.
-    let report = build_report(
+    let mut report = build_report(
         &a,
         &target,
         plan.as_ref(),
@@ -283,6 +294,7 @@ pub async fn run(a: PubsubArgs) -> anyhow::Result<()> {
         broker_usage,
         generator_usage,
     );
+    report.drain_cut_short = drain_cut_short;
     crate::report::emit(a.output.json, &report, &pubsub_text(&report))
 }
 
@@ -369,24 +381,35 @@ async fn sample_window(
     (b0.zip(b1), g0.zip(g1))
 }
 
-/// Wait until `expected` window messages have arrived, progress stops for
-/// a second, or `limit` passes.
-async fn drain(live: &[Arc<AtomicU64>], expected: u64, limit: Duration) {
+/// Live counters a subscriber publishes for the drain phase.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Distinct in-window messages received.
+    window: AtomicU64,
+    /// Every delivery received.
+    total: AtomicU64,
+}
+
+/// Wait until `expected` window messages have arrived, deliveries stop
+/// for a second, or `limit` passes. False when deliveries were still
+/// arriving at the limit (the broker still had a backlog).
+async fn drain(live: &[Arc<Progress>], expected: u64, limit: Duration) -> bool {
     let started = tokio::time::Instant::now();
-    let mut last = 0;
+    let mut last = u64::MAX;
     let mut last_progress = started;
     loop {
-        let got: u64 = live.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let window: u64 = live.iter().map(|c| c.window.load(Ordering::Relaxed)).sum();
+        let total: u64 = live.iter().map(|c| c.total.load(Ordering::Relaxed)).sum();
         let now = tokio::time::Instant::now();
-        if got >= expected
-            || now - started >= limit
-            || now - last_progress >= Duration::from_secs(1)
-        {
-            return;
-        }
-        if got != last {
-            last = got;
+        if total != last {
+            last = total;
             last_progress = now;
+        }
+        if window >= expected || now - last_progress >= Duration::from_secs(1) {
+            return true;
+        }
+        if now - started >= limit {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -543,7 +566,7 @@ async fn publisher(index: usize, conn: Conn, plan: Arc<Plan>, topic: String) -> 
 async fn subscriber(
     mut conn: Conn,
     plan: Arc<Plan>,
-    live: Arc<AtomicU64>,
+    live: Arc<Progress>,
     mut stop: watch::Receiver<bool>,
 ) -> SubResult {
     let mut r = SubResult {
@@ -552,14 +575,14 @@ async fn subscriber(
         received_window: 0,
         arrived_in_window: 0,
         duplicates: 0,
-        gaps: 0,
+        dropped: 0,
         foreign: 0,
         error: None,
     };
     let mut last_seq: Vec<Option<u64>> = vec![None; plan.publishers];
     let mut arrived_ns = plan.clock.now_ns();
     loop {
-        let before = r.received_window;
+        let (before_window, before_total) = (r.received_window, r.received_total);
         loop {
             match conn.try_decode() {
                 Ok(Some(Packet::Publish(p))) => {
@@ -579,7 +602,10 @@ async fn subscriber(
                 }
             }
         }
-        live.fetch_add(r.received_window - before, Ordering::Relaxed);
+        live.window
+            .fetch_add(r.received_window - before_window, Ordering::Relaxed);
+        live.total
+            .fetch_add(r.received_total - before_total, Ordering::Relaxed);
         if let Err(e) = conn.flush().await {
             r.error = Some(format!("subscriber: write failed: {e}"));
             return r;
@@ -622,27 +648,22 @@ fn on_message(
         return;
     };
     r.received_total += 1;
-    if plan.in_window(arrived_ns) {
-        r.arrived_in_window += 1;
-    }
-    let new = match *last {
-        Some(l) if seq <= l => false,
-        Some(l) => {
-            r.gaps += seq - l - 1;
-            true
+    // Messages of this publisher never seen before this one (known drops).
+    let skipped = match *last {
+        Some(l) if seq <= l => {
+            r.duplicates += 1;
+            return;
         }
-        None => {
-            r.gaps += seq;
-            true
-        }
+        Some(l) => seq - l - 1,
+        None => seq,
     };
-    if !new {
-        r.duplicates += 1;
-        return;
-    }
     *last = Some(seq);
     if plan.in_window(sent_ns) {
         r.received_window += 1;
+        r.dropped += skipped;
+    }
+    if plan.in_window(arrived_ns) {
+        r.arrived_in_window += 1;
         r.latency.record(arrived_ns.saturating_sub(sent_ns));
     }
 }
@@ -710,9 +731,10 @@ fn build_report(
         sent,
         expected,
         received,
-        lost: expected.saturating_sub(received),
+        missing: expected.saturating_sub(received),
+        dropped: subs.iter().map(|s| s.dropped).sum(),
+        drain_cut_short: false,
         duplicates: subs.iter().map(|s| s.duplicates).sum(),
-        gaps: subs.iter().map(|s| s.gaps).sum(),
         sent_per_s: sent as f64 / window_s,
         received_per_s: arrived as f64 / window_s,
         latency: latency.summary_us(),
@@ -758,8 +780,15 @@ fn pubsub_text(r: &PubsubReport) -> String {
     );
     let _ = writeln!(
         s,
-        "  lost      {:>12}   duplicates {}  gaps {}",
-        r.lost, r.duplicates, r.gaps
+        "  missing   {:>12}   dropped {}  duplicates {}{}",
+        r.missing,
+        r.dropped,
+        r.duplicates,
+        if r.drain_cut_short {
+            "  (deliveries still arriving when the drain ended)"
+        } else {
+            ""
+        }
     );
     if r.qos == 1 {
         let _ = writeln!(
@@ -822,7 +851,7 @@ mod tests {
             received_window: 0,
             arrived_in_window: 0,
             duplicates: 0,
-            gaps: 0,
+            dropped: 0,
             foreign: 0,
             error: None,
         }
@@ -849,17 +878,19 @@ mod tests {
         deliver(&mut r, 500, 0, 0, 900); // warm-up, not in window
         deliver(&mut r, 1_100, 0, 1, 1_300); // window
         deliver(&mut r, 1_200, 0, 1, 1_400); // duplicate
-        deliver(&mut r, 1_500, 0, 4, 2_500); // gap of 2, arrives after the window
-        deliver(&mut r, 1_600, 1, 0, 1_700); // other publisher
+        deliver(&mut r, 1_500, 0, 4, 2_500); // 2 dropped before it; arrives after the window
+        deliver(&mut r, 900, 1, 3, 1_700); // sent in warm-up (3 dropped, not counted), arrives in window
+        deliver(&mut r, 1_600, 1, 4, 1_800); // other publisher
         deliver(&mut r, 1_600, 9, 0, 1_700); // unknown publisher
-        assert_eq!(r.received_total, 4);
+        assert_eq!(r.received_total, 5);
         assert_eq!(r.received_window, 3);
-        assert_eq!(r.arrived_in_window, 2);
+        assert_eq!(r.arrived_in_window, 3);
         assert_eq!(r.duplicates, 1);
-        assert_eq!(r.gaps, 2);
+        assert_eq!(r.dropped, 2);
         assert_eq!(r.foreign, 1);
+        // Latency of what arrived in the window: 200, 800, 200 ns.
         assert_eq!(r.latency.len(), 3);
-        assert_eq!(r.latency.quantile(1.0), Some(1_000));
+        assert_eq!(r.latency.quantile(1.0), Some(800));
         on_message(&mut r, &mut [None], &plan, b"short", 1_500);
         assert_eq!(r.foreign, 2);
     }

@@ -81,19 +81,22 @@ fn mib(bytes: Option<f64>) -> String {
 /// The three tables: pub/sub, idle connections, TLS handshakes.
 pub fn markdown(rows: &[Value]) -> String {
     let mut s = String::new();
-    let of = |kind: &str| rows.iter().filter(move |r| r["kind"] == kind);
+    let of = |kind: &'static str| rows.iter().filter(move |r| r["kind"] == kind);
     if of("pubsub").next().is_some() {
-        s.push_str("| scenario | broker | sent msg/s | received msg/s | lost | dup | p50 µs | p99 µs | p99.9 µs | broker CPU s / 1M msgs | broker cores | broker RSS MiB | generator cores |\n");
+        s.push_str("| scenario | broker | sent msg/s | received msg/s | missing | dropped | p50 µs | p99 µs | p99.9 µs | broker CPU s / 1M msgs | broker cores | broker RSS MiB | generator cores |\n");
         s.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for r in of("pubsub") {
-            let lost = num(r, &["lost"]);
+            let missing = num(r, &["missing"]);
             let expected = num(r, &["expected"]);
-            let lost_txt = match (lost, expected) {
+            let mut missing_txt = match (missing, expected) {
                 (Some(l), Some(e)) if e > 0.0 && l > 0.0 => {
                     format!("{} ({:.1} %)", big(Some(l)), l / e * 100.0)
                 }
-                _ => big(lost),
+                _ => big(missing),
             };
+            if r["drain_cut_short"] == true {
+                missing_txt.push_str(" †");
+            }
             let errors = r["errors"].as_array().map_or(0, Vec::len);
             let _ = writeln!(
                 s,
@@ -103,8 +106,8 @@ pub fn markdown(rows: &[Value]) -> String {
                 if errors > 0 { " ⚠" } else { "" },
                 big(num(r, &["sent_per_s"])),
                 big(num(r, &["received_per_s"])),
-                lost_txt,
-                big(num(r, &["duplicates"])),
+                missing_txt,
+                big(num(r, &["dropped"])),
                 fmt(num(r, &["latency", "p50_us"]), 0),
                 fmt(num(r, &["latency", "p99_us"]), 0),
                 fmt(num(r, &["latency", "p999_us"]), 0),
@@ -113,6 +116,9 @@ pub fn markdown(rows: &[Value]) -> String {
                 mib(num(r, &["broker", "rss_bytes"])),
                 fmt(num(r, &["generator", "cores"]), 2),
             );
+        }
+        if of("pubsub").any(|r| r["drain_cut_short"] == true) {
+            s.push_str("\n† deliveries were still arriving when the drain period ended: the broker had a backlog.\n");
         }
         s.push('\n');
     }
@@ -203,7 +209,7 @@ mod tests {
     #[test]
     fn tables() {
         let rows: Vec<Value> = [
-            r#"{"kind":"pubsub","tags":{"broker":"thingport","scenario":"QoS 0 1→1"},"sent_per_s":1000,"received_per_s":990,"lost":10,"expected":1000,"duplicates":0,"latency":{"p50_us":100.0,"p99_us":200.0,"p999_us":null},"broker":{"cpu_s_per_million_msgs":1.5,"cores":0.4,"rss_bytes":10485760},"generator":null,"errors":[]}"#,
+            r#"{"kind":"pubsub","tags":{"broker":"thingport","scenario":"QoS 0 1→1"},"sent_per_s":1000,"received_per_s":990,"missing":10,"expected":1000,"dropped":0,"latency":{"p50_us":100.0,"p99_us":200.0,"p999_us":null},"broker":{"cpu_s_per_million_msgs":1.5,"cores":0.4,"rss_bytes":10485760},"generator":null,"errors":[]}"#,
             r#"{"kind":"handshake","tags":{"broker":"mosquitto","scenario":"TLS"},"handshakes":100,"handshakes_per_s":10,"broker_cpu_s":1,"broker_cpu_ms_per_handshake":10,"broker_cores":0.1,"errors":["boom"]}"#,
         ]
         .iter()

@@ -18,7 +18,9 @@ pub mod sqlite;
 pub use broker::{
     BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription,
 };
-pub use registry::{CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
+pub use registry::{
+    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
+};
 
 /// Errors from any storage backend.
 #[derive(Debug, thiserror::Error)]

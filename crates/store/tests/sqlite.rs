@@ -126,17 +126,35 @@ fn registry_round_trip() {
         s.create_thing(&thing),
         Err(StoreError::AlreadyExists(_))
     ));
-    s.attach_principal("dev1", &cert.id).unwrap();
-    s.attach_principal("dev1", &cert.id).unwrap();
+    s.attach_principal("dev1", &cert.id, false).unwrap();
+    s.attach_principal("dev1", &cert.id, false).unwrap();
     assert_eq!(s.thing_principals("dev1").unwrap(), vec![cert.id.clone()]);
     assert_eq!(
         s.principal_things(&cert.id).unwrap(),
         vec!["dev1".to_string()]
     );
     assert!(matches!(
-        s.attach_principal("ghost", &cert.id),
+        s.attach_principal("ghost", &cert.id, false),
         Err(StoreError::NotFound(_))
     ));
+    let mut other = thing.clone();
+    other.name = "dev2".into();
+    other.id = "id2".into();
+    s.create_thing(&other).unwrap();
+    // Attached to dev1 already: an exclusive attach elsewhere is refused...
+    assert!(matches!(
+        s.attach_principal("dev2", &cert.id, true),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    s.detach_principal("dev1", &cert.id).unwrap();
+    // ...and once exclusive on dev2, it cannot be attached to dev1.
+    s.attach_principal("dev2", &cert.id, true).unwrap();
+    assert!(matches!(
+        s.attach_principal("dev1", &cert.id, false),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    s.detach_principal("dev2", &cert.id).unwrap();
+    s.attach_principal("dev1", &cert.id, false).unwrap();
     assert_eq!(
         s.get_thing("dev1")
             .unwrap()

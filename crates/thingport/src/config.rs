@@ -24,6 +24,17 @@ pub struct Config {
     pub plain_tcp: PlainTcp,
     pub limits: LimitsConfig,
     pub storage: Storage,
+    pub tls: TlsConfig,
+}
+
+/// Server certificate: issued by Thingport's CA unless the operator supplies one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM chain (leaf first) to serve instead of a Thingport-issued certificate.
+    pub server_certificate: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, SEC1 or PKCS#1).
+    pub server_private_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +101,7 @@ impl Default for Config {
             plain_tcp: PlainTcp::default(),
             limits: LimitsConfig::default(),
             storage: Storage::default(),
+            tls: TlsConfig::default(),
         }
     }
 }

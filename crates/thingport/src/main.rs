@@ -50,6 +50,55 @@ enum Command {
     /// Device certificates.
     #[command(subcommand)]
     Certs(CertsCmd),
+    /// Your own certificate authorities (bring your own CA).
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// The server's own TLS certificate.
+    #[command(subcommand, name = "server-cert")]
+    ServerCert(ServerCertCmd),
+}
+
+#[derive(Subcommand)]
+enum CaCmd {
+    /// Print the registration code (the verification certificate's CN).
+    RegistrationCode,
+    /// Register a CA certificate (proof of possession: a verification certificate).
+    Register {
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// Certificate with CN = the registration code, signed by the CA key. Without it: SNI_ONLY mode.
+        #[arg(long)]
+        verification_cert: Option<PathBuf>,
+        /// Trust the CA right away.
+        #[arg(long)]
+        active: bool,
+        /// Register unknown certificates it signed on their first connect (as PENDING_ACTIVATION).
+        #[arg(long)]
+        auto_register: bool,
+    },
+    /// List registered CAs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trust the CA again.
+    Activate { id: String },
+    /// Stop trusting the CA (its devices are disconnected).
+    Deactivate { id: String },
+    /// Turn just-in-time registration on or off.
+    AutoRegister {
+        id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Delete an inactive CA.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
+enum ServerCertCmd {
+    /// Serve a new server certificate to new connections (existing ones stay).
+    Rotate,
 }
 
 #[derive(clap::Args)]
@@ -113,6 +162,36 @@ enum CertsCmd {
     Revoke { id: String },
     /// Delete an inactive, detached certificate.
     Delete { id: String },
+    /// One-click: a new key pair and certificate from the CA.
+    Create {
+        /// Attach the certificate to this thing.
+        #[arg(long)]
+        thing: Option<String>,
+        /// Write certificate.pem.crt, private.pem.key and root-ca.pem here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "rsa")]
+        key_type: pki::KeyType,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a certificate made elsewhere (signed by a registered CA, or --without-ca).
+    Register {
+        #[arg(long)]
+        cert: PathBuf,
+        /// The CA that signed it (must be registered); found automatically when omitted.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        /// The issuer is not registered: trust this certificate on its own.
+        #[arg(long)]
+        without_ca: bool,
+        #[arg(long)]
+        active: bool,
+    },
+    /// Attach a certificate to a thing.
+    Attach { id: String, thing: String },
+    /// Detach a certificate from a thing.
+    Detach { id: String, thing: String },
 }
 
 fn init_logging() {
@@ -200,7 +279,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 CertsCmd::Deactivate { id } => cli::certs::set_status(&c, &id, "INACTIVE").await,
                 CertsCmd::Revoke { id } => cli::certs::set_status(&c, &id, "REVOKED").await,
                 CertsCmd::Delete { id } => cli::certs::delete(&c, &id).await,
+                CertsCmd::Create {
+                    thing,
+                    out,
+                    key_type,
+                    json,
+                } => cli::certs::create(&c, thing.as_deref(), out.as_deref(), key_type, json).await,
+                CertsCmd::Register {
+                    cert,
+                    ca_cert,
+                    without_ca,
+                    active,
+                } => {
+                    cli::ca::register_certificate(&c, &cert, ca_cert.as_deref(), without_ca, active)
+                        .await
+                        .map(|_| ())
+                }
+                CertsCmd::Attach { id, thing } => cli::certs::attach(&c, &id, &thing, false).await,
+                CertsCmd::Detach { id, thing } => cli::certs::attach(&c, &id, &thing, true).await,
             }
+        }
+        Command::Ca(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            match cmd {
+                CaCmd::RegistrationCode => cli::ca::registration_code(&c).await,
+                CaCmd::Register {
+                    ca_cert,
+                    verification_cert,
+                    active,
+                    auto_register,
+                } => {
+                    cli::ca::register(
+                        &c,
+                        &ca_cert,
+                        verification_cert.as_deref(),
+                        active,
+                        auto_register,
+                    )
+                    .await
+                }
+                CaCmd::List { json } => cli::ca::list(&c, json).await,
+                CaCmd::Activate { id } => cli::ca::update(&c, &id, Some("ACTIVE"), None).await,
+                CaCmd::Deactivate { id } => cli::ca::update(&c, &id, Some("INACTIVE"), None).await,
+                CaCmd::AutoRegister { id, state } => {
+                    cli::ca::update(
+                        &c,
+                        &id,
+                        None,
+                        Some(if state == "on" { "ENABLE" } else { "DISABLE" }),
+                    )
+                    .await
+                }
+                CaCmd::Delete { id } => cli::ca::delete(&c, &id).await,
+            }
+        }
+        Command::ServerCert(ServerCertCmd::Rotate) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::ca::rotate_server_certificate(&c).await
         }
     }
 }

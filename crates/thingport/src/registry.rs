@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use axum::http::StatusCode;
 use parking_lot::RwLock;
-use store::{CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
+use store::{
+    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
+};
 
 use crate::api::error::ApiError;
 
@@ -16,6 +18,8 @@ use crate::api::error::ApiError;
 struct CachedCert {
     status: CertificateStatus,
     thing: Option<Arc<str>>,
+    /// Registered CA that signed it (None: Thingport's own CA or no CA).
+    ca_id: Option<String>,
 }
 
 pub struct Registry {
@@ -24,6 +28,10 @@ pub struct Registry {
     pub region: String,
     pub account_id: String,
     cache: RwLock<HashMap<String, CachedCert>>,
+    /// Registered (bring-your-own) CA certificates.
+    cas: RwLock<HashMap<String, CaCertificateRecord>>,
+    /// Which client certificates pass the TLS handshake.
+    verifier: Arc<crate::tls::DeviceCertVerifier>,
     broker: OnceLock<Weak<broker::Broker>>,
     plain_principal: broker::Principal,
 }
@@ -45,12 +53,16 @@ impl Registry {
         account_id: String,
         plain_principal: broker::Principal,
     ) -> anyhow::Result<Arc<Registry>> {
+        let verifier =
+            crate::tls::DeviceCertVerifier::new(&[ca.cert_der().to_vec()], Default::default())?;
         let r = Arc::new(Registry {
             store,
             ca,
             region,
             account_id,
             cache: RwLock::new(HashMap::new()),
+            cas: RwLock::new(HashMap::new()),
+            verifier,
             broker: OnceLock::new(),
             plain_principal,
         });
@@ -63,49 +75,75 @@ impl Registry {
         let _ = self.broker.set(Arc::downgrade(broker));
     }
 
+    /// The TLS client-certificate verifier this registry keeps up to date.
+    pub fn verifier(&self) -> Arc<crate::tls::DeviceCertVerifier> {
+        self.verifier.clone()
+    }
+
+    fn cached(&self, c: &CertificateRecord) -> Result<CachedCert, store::StoreError> {
+        let thing = self
+            .store
+            .principal_things(&c.id)?
+            .into_iter()
+            .next()
+            .map(Arc::from);
+        let own = self.ca.certificate_id();
+        let ca_id = c.ca_certificate_id.clone().filter(|id| *id != own);
+        Ok(CachedCert {
+            status: c.status,
+            thing,
+            ca_id,
+        })
+    }
+
     fn reload_cache(&self) -> anyhow::Result<()> {
         let mut map = HashMap::new();
         for c in self.store.list_certificates()? {
-            let thing = self
-                .store
-                .principal_things(&c.id)?
-                .into_iter()
-                .next()
-                .map(Arc::from);
-            map.insert(
-                c.id.clone(),
-                CachedCert {
-                    status: c.status,
-                    thing,
-                },
-            );
+            map.insert(c.id.clone(), self.cached(&c)?);
         }
         *self.cache.write() = map;
+        *self.cas.write() = self
+            .store
+            .list_ca_certificates()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        self.refresh_trust()?;
         Ok(())
+    }
+
+    /// Rebuild the TLS trust: our CA, every ACTIVE registered CA, and the
+    /// certificates registered without a CA.
+    fn refresh_trust(&self) -> anyhow::Result<()> {
+        let mut roots = vec![self.ca.cert_der().to_vec()];
+        for ca in self.cas.read().values().filter(|c| c.active) {
+            roots.push(pki::pem_to_der(&ca.pem)?);
+        }
+        let pinned = self
+            .store
+            .list_certificates()?
+            .into_iter()
+            .filter(|c| c.ca_certificate_id.is_none())
+            .map(|c| c.id)
+            .collect();
+        self.verifier.update(&roots, pinned)
     }
 
     fn refresh_cert(&self, id: &str) -> Result<(), ApiError> {
         match self.store.get_certificate(id)? {
             Some(c) => {
-                let thing = self
-                    .store
-                    .principal_things(id)?
-                    .into_iter()
-                    .next()
-                    .map(Arc::from);
-                self.cache.write().insert(
-                    id.to_string(),
-                    CachedCert {
-                        status: c.status,
-                        thing,
-                    },
-                );
+                let cached = self.cached(&c)?;
+                self.cache.write().insert(id.to_string(), cached);
             }
             None => {
                 self.cache.write().remove(id);
             }
         }
         Ok(())
+    }
+
+    fn broker(&self) -> Option<Arc<broker::Broker>> {
+        self.broker.get().and_then(Weak::upgrade)
     }
 
     pub fn cert_arn(&self, id: &str) -> String {
@@ -191,11 +229,16 @@ impl Registry {
         Ok(())
     }
 
-    pub fn attach(&self, thing: &str, principal: &str) -> Result<(), ApiError> {
+    pub fn attach(&self, thing: &str, principal: &str, exclusive: bool) -> Result<(), ApiError> {
         let id = self.parse_principal(principal)?;
         self.get_thing(thing)?;
         self.get_certificate(&id)?;
-        self.store.attach_principal(thing, &id)?;
+        self.store.attach_principal(thing, &id, exclusive).map_err(|e| match e {
+            store::StoreError::AlreadyExists(_) => ApiError::invalid(format!(
+                "principal {principal} is exclusively attached to another thing, or attached elsewhere while an exclusive attachment was asked"
+            )),
+            other => other.into(),
+        })?;
         self.refresh_cert(&id)
     }
 
@@ -346,7 +389,335 @@ impl Registry {
             ));
         }
         self.store.delete_certificate(id)?;
-        self.refresh_cert(id)
+        self.refresh_cert(id)?;
+        if cert.ca_certificate_id.is_none() {
+            self.refresh_trust()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Bring your own CA: registration code, CA certificates, device
+/// certificates they signed, certificates without a CA, and just-in-time
+/// registration on first connect.
+impl Registry {
+    pub fn ca_arn(&self, id: &str) -> String {
+        format!(
+            "arn:aws:iot:{}:{}:cacert/{}",
+            self.region, self.account_id, id
+        )
+    }
+
+    /// AWS GetRegistrationCode: the verification certificate's CN must equal it.
+    pub fn registration_code(&self) -> Result<String, ApiError> {
+        if let Some(code) = self
+            .store
+            .get_setting("registration_code")?
+            .filter(|c| !c.is_empty())
+        {
+            return Ok(code);
+        }
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+        let code: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.store.put_setting("registration_code", &code)?;
+        Ok(code)
+    }
+
+    /// AWS DeleteRegistrationCode: the next GetRegistrationCode makes a new one.
+    pub fn delete_registration_code(&self) -> Result<(), ApiError> {
+        self.store.put_setting("registration_code", "")?;
+        Ok(())
+    }
+
+    /// AWS RegisterCACertificate. In DEFAULT mode the caller proves it holds
+    /// the CA key with a verification certificate whose CN is the
+    /// registration code, signed by that CA.
+    pub fn register_ca(
+        &self,
+        ca_pem: &str,
+        verification_pem: Option<&str>,
+        active: bool,
+        auto_registration: bool,
+        sni_only: bool,
+    ) -> Result<CaCertificateRecord, ApiError> {
+        let invalid_cert =
+            |m: String| ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", m);
+        let der =
+            pki::pem_to_der(ca_pem).map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
+        let info = pki::parse_certificate(&der)
+            .map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
+        if !info.is_ca {
+            return Err(invalid_cert(
+                "caCertificate is not a CA certificate (basicConstraints CA:TRUE)".into(),
+            ));
+        }
+        if !sni_only {
+            let v = verification_pem.ok_or_else(|| {
+                ApiError::invalid(
+                    "verificationCertificate is required (or certificateMode SNI_ONLY)",
+                )
+            })?;
+            let vder = pki::pem_to_der(v)
+                .map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
+            let vinfo = pki::parse_certificate(&vder)
+                .map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
+            let code = self.registration_code()?;
+            if vinfo.subject.common_name.as_deref() != Some(code.as_str()) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "RegistrationCodeValidationException",
+                    "the verification certificate's common name is not the registration code (GetRegistrationCode)",
+                ));
+            }
+            if !pki::verify_signed_by(&vder, &der).unwrap_or(false) {
+                return Err(invalid_cert(
+                    "the verification certificate is not signed by the CA's key".into(),
+                ));
+            }
+        }
+        let now = store::now_ms();
+        let rec = CaCertificateRecord {
+            id: pki::certificate_id(&der),
+            pem: ca_pem.to_string(),
+            active,
+            auto_registration,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if rec.id == self.ca.certificate_id() {
+            return Err(ApiError::conflict(
+                "this is Thingport's own CA; it is always trusted",
+            ));
+        }
+        self.store
+            .insert_ca_certificate(&rec)
+            .map_err(|e| match e {
+                store::StoreError::AlreadyExists(_) => {
+                    ApiError::conflict(format!("CA certificate {} is already registered", rec.id))
+                }
+                other => other.into(),
+            })?;
+        self.cas.write().insert(rec.id.clone(), rec.clone());
+        self.refresh_trust()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        tracing::info!(ca_certificate_id = %rec.id, active, auto_registration, "CA certificate registered");
+        Ok(rec)
+    }
+
+    pub fn get_ca(&self, id: &str) -> Result<CaCertificateRecord, ApiError> {
+        self.cas
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("CA certificate {id} does not exist")))
+    }
+
+    pub fn list_cas(&self) -> Vec<CaCertificateRecord> {
+        let mut v: Vec<_> = self.cas.read().values().cloned().collect();
+        v.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        v
+    }
+
+    /// AWS UpdateCACertificate. Deactivating a CA closes its devices' connections.
+    pub fn update_ca(
+        &self,
+        id: &str,
+        active: Option<bool>,
+        auto_registration: Option<bool>,
+    ) -> Result<(), ApiError> {
+        let mut rec = self.get_ca(id)?;
+        if let Some(a) = active {
+            rec.active = a;
+        }
+        if let Some(a) = auto_registration {
+            rec.auto_registration = a;
+        }
+        rec.updated_at_ms = store::now_ms();
+        self.store.update_ca_certificate(&rec)?;
+        self.cas.write().insert(id.to_string(), rec.clone());
+        self.refresh_trust()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if !rec.active {
+            if let Some(b) = self.broker() {
+                let ids: Vec<String> = self
+                    .cache
+                    .read()
+                    .iter()
+                    .filter(|(_, c)| c.ca_id.as_deref() == Some(id))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for cert in ids {
+                    b.kick_principal(&cert, mqtt::reason::ADMINISTRATIVE_ACTION);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// AWS DeleteCACertificate: only an INACTIVE CA.
+    pub fn delete_ca(&self, id: &str) -> Result<(), ApiError> {
+        let rec = self.get_ca(id)?;
+        if rec.active {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "CertificateStateException",
+                format!("CA certificate {id} is ACTIVE; deactivate it first"),
+            ));
+        }
+        self.store.delete_ca_certificate(id)?;
+        self.cas.write().remove(id);
+        self.refresh_trust()
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn insert_registered(
+        &self,
+        pem: &str,
+        status: CertificateStatus,
+        ca_id: Option<String>,
+    ) -> Result<CertificateRecord, ApiError> {
+        let der = pki::pem_to_der(pem).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "CertificateValidationException",
+                format!("certificatePem: {e}"),
+            )
+        })?;
+        pki::parse_certificate(&der).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "CertificateValidationException",
+                format!("certificatePem: {e}"),
+            )
+        })?;
+        let now = store::now_ms();
+        let rec = CertificateRecord {
+            id: pki::certificate_id(&der),
+            pem: pem.to_string(),
+            status,
+            ca_certificate_id: ca_id,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.insert_certificate(&rec).map_err(|e| match e {
+            store::StoreError::AlreadyExists(_) => {
+                ApiError::conflict(format!("certificate {} is already registered", rec.id))
+            }
+            other => other.into(),
+        })?;
+        self.refresh_cert(&rec.id)?;
+        Ok(rec)
+    }
+
+    /// The registered (or own) CA that directly signed `der`, if any.
+    fn signing_ca(&self, der: &[u8]) -> Option<String> {
+        if pki::verify_signed_by(der, self.ca.cert_der()).unwrap_or(false) {
+            return Some(self.ca.certificate_id());
+        }
+        self.cas.read().values().find_map(|ca| {
+            let ca_der = pki::pem_to_der(&ca.pem).ok()?;
+            pki::verify_signed_by(der, &ca_der)
+                .unwrap_or(false)
+                .then(|| ca.id.clone())
+        })
+    }
+
+    /// AWS RegisterCertificate: a device certificate signed by a registered CA.
+    pub fn register_certificate(
+        &self,
+        pem: &str,
+        ca_pem: Option<&str>,
+        status: CertificateStatus,
+    ) -> Result<CertificateRecord, ApiError> {
+        let der = pki::pem_to_der(pem).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "CertificateValidationException",
+                format!("certificatePem: {e}"),
+            )
+        })?;
+        let ca_id = match ca_pem {
+            Some(ca_pem) => {
+                let ca_der = pki::pem_to_der(ca_pem).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("caCertificatePem: {e}"))
+                })?;
+                let id = pki::certificate_id(&ca_der);
+                if id != self.ca.certificate_id() && !self.cas.read().contains_key(&id) {
+                    return Err(ApiError::not_found(format!("CA certificate {id} is not registered; use RegisterCACertificate first")));
+                }
+                if !pki::verify_signed_by(&der, &ca_der).unwrap_or(false) {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "CertificateValidationException",
+                        "the certificate is not signed by caCertificatePem",
+                    ));
+                }
+                id
+            }
+            None => self.signing_ca(&der).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "CertificateValidationException",
+                    "no registered CA signed this certificate; register its CA or use RegisterCertificateWithoutCA",
+                )
+            })?,
+        };
+        self.insert_registered(pem, status, Some(ca_id))
+    }
+
+    /// AWS RegisterCertificateWithoutCA: trusted on its own (its issuer is unknown).
+    pub fn register_certificate_without_ca(
+        &self,
+        pem: &str,
+        status: CertificateStatus,
+    ) -> Result<CertificateRecord, ApiError> {
+        let rec = self.insert_registered(pem, status, None)?;
+        self.refresh_trust()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(rec)
+    }
+
+    /// Just-in-time registration: an unknown certificate signed by an ACTIVE
+    /// CA with auto-registration becomes PENDING_ACTIVATION and an event is
+    /// published on `$aws/events/certificates/registered/{caCertificateId}`.
+    fn just_in_time_register(&self, id: &str, der: &[u8]) -> Option<String> {
+        let ca = self
+            .cas
+            .read()
+            .values()
+            .find(|ca| {
+                ca.active
+                    && ca.auto_registration
+                    && pki::pem_to_der(&ca.pem)
+                        .is_ok_and(|ca_der| pki::verify_signed_by(der, &ca_der).unwrap_or(false))
+            })?
+            .clone();
+        let rec = self
+            .insert_registered(
+                &pki::der_to_pem(der),
+                CertificateStatus::PendingActivation,
+                Some(ca.id.clone()),
+            )
+            .ok()?;
+        tracing::info!(certificate_id = %id, ca_certificate_id = %ca.id, "certificate registered just in time (PENDING_ACTIVATION)");
+        if let Some(b) = self.broker() {
+            let payload = serde_json::json!({
+                "certificateId": rec.id,
+                "caCertificateId": ca.id,
+                "timestamp": rec.created_at_ms,
+                "certificateStatus": "PENDING_ACTIVATION",
+                "awsAccountId": self.account_id,
+                "certificateRegistrationTimestamp": rec.created_at_ms,
+            });
+            b.publish(broker::Message::system(
+                &format!("$aws/events/certificates/registered/{}", ca.id),
+                payload.to_string(),
+                mqtt::QoS::AtLeastOnce,
+            ));
+        }
+        Some(ca.id)
     }
 }
 
@@ -386,20 +757,23 @@ impl broker::Authenticator for Registry {
             return Err(AuthFailure::BadCredentials("no client certificate".into()));
         };
         let id = pki::certificate_id(leaf.as_ref());
-        let cache = self.cache.read();
-        match cache.get(&id) {
-            Some(c) if c.status == CertificateStatus::Active => Ok(broker::Principal {
-                id: id.into(),
-                thing_name: c.thing.clone(),
-                ext: None,
-            }),
-            Some(c) => Err(AuthFailure::NotAuthorized(format!(
-                "certificate {id} is {}",
-                c.status.as_str()
-            ))),
-            None => Err(AuthFailure::NotAuthorized(format!(
-                "certificate {id} is not registered"
-            ))),
+        let cached = self.cache.read().get(&id).cloned();
+        match cached {
+            Some(c) if c.status == CertificateStatus::Active => {
+                if let Some(ca) = &c.ca_id {
+                    if !self.cas.read().get(ca).is_some_and(|r| r.active) {
+                        return Err(AuthFailure::NotAuthorized(format!("the CA {ca} that signed certificate {id} is not ACTIVE")));
+                    }
+                }
+                Ok(broker::Principal { id: id.into(), thing_name: c.thing.clone(), ext: None })
+            }
+            Some(c) => Err(AuthFailure::NotAuthorized(format!("certificate {id} is {}", c.status.as_str()))),
+            None => match self.just_in_time_register(&id, leaf.as_ref()) {
+                Some(_) => Err(AuthFailure::NotAuthorized(format!(
+                    "certificate {id} was registered as PENDING_ACTIVATION; activate it, then reconnect"
+                ))),
+                None => Err(AuthFailure::NotAuthorized(format!("certificate {id} is not registered"))),
+            },
         }
     }
 }

@@ -26,17 +26,72 @@ pub fn load_or_create_ca(dir: &DataDir) -> anyhow::Result<pki::CertificateAuthor
     Ok(ca)
 }
 
-/// Issue a fresh server certificate for the configured names (each start, so
-/// the names always match the configuration; devices trust the CA, not this).
-fn issue_server_certificate(
-    dir: &DataDir,
-    ca: &pki::CertificateAuthority,
-    names: &[String],
-) -> anyhow::Result<(String, String)> {
-    let issued = ca.issue_server_certificate(names, 397)?;
-    write_secret(&dir.server_key(), issued.key.expose().as_bytes())?;
-    write_public(&dir.server_cert(), issued.cert_pem.as_bytes())?;
-    Ok((issued.cert_pem, issued.key.expose().to_string()))
+/// The server certificate: where it comes from and how to rotate it.
+pub struct ServerIdentity {
+    dir: DataDir,
+    ca: Arc<pki::CertificateAuthority>,
+    names: Vec<String>,
+    /// Operator-supplied certificate and key files, read again on rotation.
+    operator: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pub resolver: Arc<crate::tls::ServerCertResolver>,
+}
+
+impl ServerIdentity {
+    fn current(&self) -> anyhow::Result<(String, String)> {
+        match &self.operator {
+            Some((cert, key)) => Ok((
+                std::fs::read_to_string(cert)
+                    .with_context(|| format!("cannot read {}", cert.display()))?,
+                std::fs::read_to_string(key)
+                    .with_context(|| format!("cannot read {}", key.display()))?,
+            )),
+            // Issued afresh (each start and each rotation) for the configured
+            // names; devices trust the CA, not this certificate.
+            None => {
+                let issued = self.ca.issue_server_certificate(&self.names, 397)?;
+                write_secret(&self.dir.server_key(), issued.key.expose().as_bytes())?;
+                write_public(&self.dir.server_cert(), issued.cert_pem.as_bytes())?;
+                Ok((issued.cert_pem, issued.key.expose().to_string()))
+            }
+        }
+    }
+
+    fn load(
+        dir: &DataDir,
+        ca: Arc<pki::CertificateAuthority>,
+        config: &Config,
+    ) -> anyhow::Result<Arc<Self>> {
+        let operator = match (
+            &config.tls.server_certificate,
+            &config.tls.server_private_key,
+        ) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "tls.server_certificate and tls.server_private_key must be set together"
+            ),
+        };
+        let mut me = ServerIdentity {
+            dir: dir.clone(),
+            ca,
+            names: config.server_names(),
+            operator,
+            resolver: crate::tls::ServerCertResolver::placeholder(),
+        };
+        let (cert, key) = me.current()?;
+        me.resolver = crate::tls::ServerCertResolver::new(&cert, &key)?;
+        Ok(Arc::new(me))
+    }
+
+    /// Serve a new server certificate to new connections; existing ones are
+    /// not touched. Returns the new certificate's id.
+    pub fn rotate(&self) -> anyhow::Result<String> {
+        let (cert, key) = self.current()?;
+        self.resolver.rotate(&cert, &key)?;
+        let id = pki::certificate_id(&pki::pem_to_der(&cert)?);
+        tracing::info!(certificate_id = %id, "server certificate rotated");
+        Ok(id)
+    }
 }
 
 /// Admin credentials: from the environment, else the data directory, else new.
@@ -63,7 +118,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let dir = DataDir::new(&config.data_dir);
     dir.create()?;
     let ca = Arc::new(load_or_create_ca(&dir)?);
-    let (server_cert, server_key) = issue_server_certificate(&dir, &ca, &config.server_names())?;
+    let identity = ServerIdentity::load(&dir, ca.clone(), &config)?;
     let (admin, created) = admin_credentials(&dir)?;
 
     let db = store::sqlite::SqliteStore::open(&dir.database(), config.storage_sync()?)
@@ -86,7 +141,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     registry.set_broker(&broker);
 
     let tls =
-        crate::tls::mutual_tls_config(&[ca.cert_der().to_vec()], &server_cert, &server_key, &[])?;
+        crate::tls::device_server_config(registry.verifier(), identity.resolver.clone(), &[])?;
     let tls = Arc::new(ArcSwap::from_pointee(tls));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
 
@@ -130,6 +185,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         credentials: Arc::new(vec![admin.clone()]),
         broker: broker.clone(),
         mqtt_address: mqtt_addr.to_string(),
+        server_identity: identity.clone(),
     };
     let app = crate::api::router(state);
     let mut api_shutdown = shutdown_rx.clone();
@@ -162,7 +218,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%api_addr, "management API (SigV4)");
     print_banner(&config, &dir, &endpoints, &admin, created);
 
-    wait_for_signal().await;
+    wait_for_signal(&identity).await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     broker.kick_all(mqtt::reason::SERVER_SHUTTING_DOWN);
@@ -208,24 +264,33 @@ fn print_banner(
     );
 }
 
-async fn wait_for_signal() {
+/// Wait for SIGINT/SIGTERM; SIGHUP rotates the server certificate.
+async fn wait_for_signal(identity: &ServerIdentity) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    if let Err(e) = identity.rotate() {
+                        tracing::error!(error = %format!("{e:#}"), "server certificate rotation failed");
+                    }
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = identity;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

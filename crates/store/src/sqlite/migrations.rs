@@ -56,6 +56,63 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX thing_principals_by_principal ON thing_principals(principal);
     "#,
+    // 2: registered CA certificates and server-wide settings (registration code, …).
+    r#"
+    CREATE TABLE ca_certificates (
+        id TEXT PRIMARY KEY,
+        pem TEXT NOT NULL,
+        status TEXT NOT NULL,
+        auto_registration INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE thing_principals ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 3: thing types, static thing groups and their memberships, registry
+    // event configuration. Memberships go with their thing or group
+    // (ON DELETE CASCADE); a group with children cannot be deleted.
+    r#"
+    CREATE TABLE thing_types (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        description TEXT,
+        searchable_attributes TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        deprecated INTEGER NOT NULL,
+        deprecated_at_ms INTEGER,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE thing_groups (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        parent_name TEXT REFERENCES thing_groups(name),
+        description TEXT,
+        attributes TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX thing_groups_by_parent ON thing_groups(parent_name);
+    CREATE TABLE thing_group_members (
+        group_name TEXT NOT NULL REFERENCES thing_groups(name) ON DELETE CASCADE,
+        thing_name TEXT NOT NULL REFERENCES things(name) ON DELETE CASCADE,
+        membership_id TEXT NOT NULL,
+        added_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (group_name, thing_name)
+    );
+    CREATE INDEX thing_group_members_by_thing ON thing_group_members(thing_name);
+    CREATE TABLE event_configurations (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        config TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

@@ -3,7 +3,9 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::registry::{CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
+use crate::registry::{
+    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
+};
 use crate::{Result, StoreError};
 
 fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<(CertificateRecord, String)> {
@@ -51,6 +53,19 @@ fn fix_attrs((mut rec, attrs): (ThingRecord, String)) -> Result<ThingRecord> {
     Ok(rec)
 }
 
+fn ca_from_row(r: &Row<'_>) -> rusqlite::Result<CaCertificateRecord> {
+    let status: String = r.get(2)?;
+    Ok(CaCertificateRecord {
+        id: r.get(0)?,
+        pem: r.get(1)?,
+        active: status == "ACTIVE",
+        auto_registration: r.get(3)?,
+        created_at_ms: r.get::<_, i64>(4)? as u64,
+        updated_at_ms: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+const CA_COLS: &str = "id, pem, status, auto_registration, created_at_ms, updated_at_ms";
 const CERT_COLS: &str = "id, pem, status, ca_certificate_id, created_at_ms, updated_at_ms";
 const THING_COLS: &str = "name, id, type_name, attributes, version, created_at_ms";
 
@@ -186,9 +201,10 @@ impl RegistryStore for SqliteStore {
         Ok(())
     }
 
-    fn attach_principal(&self, thing: &str, principal: &str) -> Result<()> {
-        let conn = self.conn.lock();
-        let exists: bool = conn.query_row(
+    fn attach_principal(&self, thing: &str, principal: &str, exclusive: bool) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM things WHERE name = ?1)",
             params![thing],
             |r| r.get(0),
@@ -196,10 +212,22 @@ impl RegistryStore for SqliteStore {
         if !exists {
             return Err(StoreError::NotFound(format!("thing {thing}")));
         }
-        conn.execute(
-            "INSERT OR IGNORE INTO thing_principals (thing_name, principal) VALUES (?1, ?2)",
-            params![thing, principal],
+        let (elsewhere, exclusive_elsewhere): (i64, bool) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(MAX(exclusive), 0) FROM thing_principals WHERE principal = ?1 AND thing_name != ?2",
+            params![principal, thing],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        if exclusive_elsewhere || (exclusive && elsewhere > 0) {
+            return Err(StoreError::AlreadyExists(format!(
+                "an exclusive attachment of principal {principal}"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO thing_principals (thing_name, principal, exclusive) VALUES (?1, ?2, ?3)
+             ON CONFLICT(thing_name, principal) DO UPDATE SET exclusive = excluded.exclusive",
+            params![thing, principal, exclusive],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -228,5 +256,89 @@ impl RegistryStore for SqliteStore {
         )?;
         let rows = st.query_map(params![principal], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    fn insert_ca_certificate(&self, rec: &CaCertificateRecord) -> Result<()> {
+        let conn = self.conn.lock();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO ca_certificates (id, pem, status, auto_registration, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rec.id,
+                rec.pem,
+                if rec.active { "ACTIVE" } else { "INACTIVE" },
+                rec.auto_registration,
+                rec.created_at_ms as i64,
+                rec.updated_at_ms as i64
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "CA certificate {}",
+                rec.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn get_ca_certificate(&self, id: &str) -> Result<Option<CaCertificateRecord>> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {CA_COLS} FROM ca_certificates WHERE id = ?1"),
+                params![id],
+                ca_from_row,
+            )
+            .optional()?)
+    }
+
+    fn list_ca_certificates(&self) -> Result<Vec<CaCertificateRecord>> {
+        let conn = self.conn.lock();
+        let mut st = conn.prepare(&format!(
+            "SELECT {CA_COLS} FROM ca_certificates ORDER BY created_at_ms, id"
+        ))?;
+        let rows = st.query_map([], ca_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn update_ca_certificate(&self, rec: &CaCertificateRecord) -> Result<()> {
+        let conn = self.conn.lock();
+        let n = conn.execute(
+            "UPDATE ca_certificates SET status = ?2, auto_registration = ?3, updated_at_ms = ?4 WHERE id = ?1",
+            params![rec.id, if rec.active { "ACTIVE" } else { "INACTIVE" }, rec.auto_registration, rec.updated_at_ms as i64],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("CA certificate {}", rec.id)));
+        }
+        Ok(())
+    }
+
+    fn delete_ca_certificate(&self, id: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        let n = conn.execute("DELETE FROM ca_certificates WHERE id = ?1", params![id])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("CA certificate {id}")));
+        }
+        Ok(())
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 }

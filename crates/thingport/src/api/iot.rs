@@ -44,6 +44,10 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/endpoint", get(describe_endpoint))
         .route("/thingport/info", get(server_info))
+        .route(
+            "/thingport/server-certificate/rotate",
+            post(rotate_server_certificate),
+        )
 }
 
 fn parse_json<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, ApiError> {
@@ -172,9 +176,20 @@ async fn delete_thing(State(s): State<ApiState>, Path(name): Path<String>) -> Ap
 async fn attach_principal(
     State(s): State<ApiState>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> ApiResult {
-    s.registry.attach(&name, &principal_header(&headers)?)?;
+    let exclusive = match q.get("thingPrincipalType").map(String::as_str) {
+        None | Some("NON_EXCLUSIVE_THING") => false,
+        Some("EXCLUSIVE_THING") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "thingPrincipalType {other:?} must be EXCLUSIVE_THING or NON_EXCLUSIVE_THING"
+            )))
+        }
+    };
+    s.registry
+        .attach(&name, &principal_header(&headers)?, exclusive)?;
     Ok(Json(json!({})))
 }
 
@@ -364,4 +379,14 @@ async fn server_info(State(s): State<ApiState>) -> ApiResult {
         "sessions": s.broker.session_count(),
         "retainedMessages": s.broker.retained_count(),
     })))
+}
+
+/// Thingport extension: issue (or re-read) the server certificate and serve
+/// it to new connections without dropping existing ones.
+async fn rotate_server_certificate(State(s): State<ApiState>) -> ApiResult {
+    let id = s
+        .server_identity
+        .rotate()
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok(Json(json!({ "certificateId": id })))
 }

@@ -2,6 +2,7 @@
 //! with SigV4, so boto3 and the AWS CLI work with an endpoint override.
 
 pub mod auth;
+pub mod ca;
 pub mod error;
 pub mod iot;
 
@@ -19,11 +20,14 @@ pub struct ApiState {
     pub broker: Arc<broker::Broker>,
     /// MQTT over TLS address devices should use (host:port).
     pub mqtt_address: String,
+    /// The server certificate (rotation).
+    pub server_identity: Arc<crate::server::ServerIdentity>,
 }
 
 /// The whole management API, authentication included.
 pub fn router(state: ApiState) -> Router {
     let authed = iot::routes()
+        .merge(ca::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_sigv4,

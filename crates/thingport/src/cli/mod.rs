@@ -1,5 +1,6 @@
 //! The `thingport` command line: the friendly face of the management API.
 
+pub mod ca;
 pub mod certs;
 pub mod provision;
 pub mod things;
