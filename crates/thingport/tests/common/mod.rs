@@ -22,6 +22,8 @@ pub fn bin() -> &'static str {
 
 impl Server {
     /// Start on `data_dir`, MQTT on `mqtt_port` (0 = any).
+    // The child is owned by the returned Server, whose Drop waits for it.
+    #[allow(clippy::zombie_processes)]
     pub fn start(data_dir: &Path, mqtt_port: u16) -> Server {
         let endpoints = data_dir.join("endpoints.json");
         let _ = std::fs::remove_file(&endpoints);
@@ -33,7 +35,7 @@ impl Server {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(bin())
+        let mut child = Command::new(bin())
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args([
@@ -66,6 +68,8 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "server did not start; log:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
