@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod datadir;
 mod device_https;
+mod groups;
 mod registry;
 mod server;
 mod tls;

@@ -186,6 +186,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         broker: broker.clone(),
         mqtt_address: mqtt_addr.to_string(),
         server_identity: identity.clone(),
+        groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,
     };
     let app = crate::api::router(state);
     let mut api_shutdown = shutdown_rx.clone();

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod ca;
 pub mod error;
+pub mod groups;
 pub mod iot;
 
 use std::sync::Arc;
@@ -22,12 +23,15 @@ pub struct ApiState {
     pub mqtt_address: String,
     /// The server certificate (rotation).
     pub server_identity: Arc<crate::server::ServerIdentity>,
+    /// Thing types, thing groups, UpdateThing and registry events.
+    pub groups: Arc<crate::groups::Groups>,
 }
 
 /// The whole management API, authentication included.
 pub fn router(state: ApiState) -> Router {
     let authed = iot::routes()
         .merge(ca::routes())
+        .merge(groups::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_sigv4,
