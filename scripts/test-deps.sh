@@ -14,6 +14,7 @@ PIP_PACKAGES=(
   "pytest==8.4.2"
   "pytest-timeout==2.4.0"
   "cryptography==46.0.3"
+  "boto3==1.44.5"
 )
 
 say() { printf 'test-deps: %s\n' "$*"; }

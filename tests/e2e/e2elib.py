@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -87,6 +88,21 @@ class Device:
     cert_id: str
 
 
+_listen_flags: dict[str, list[str]] = {}
+
+
+def other_listen_flags(binary: Path) -> list[str]:
+    """The `--*-listen` flags `thingport serve` knows (from its --help), other
+    than --mqtt-listen and the opt-in insecure --mqtt-plain-listen."""
+    key = str(binary)
+    if key not in _listen_flags:
+        r = subprocess.run([key, "serve", "--help"], capture_output=True, text=True, timeout=20,
+                           stdin=subprocess.DEVNULL)
+        flags = sorted(set(re.findall(r"(--[a-z0-9-]+-listen)\b", r.stdout)))
+        _listen_flags[key] = [f for f in flags if f not in ("--mqtt-listen", "--mqtt-plain-listen")]
+    return _listen_flags[key]
+
+
 class Server:
     """One `thingport serve` process on a data directory."""
 
@@ -113,7 +129,9 @@ class Server:
             str(self.binary), "serve",
             "--data-dir", str(self.data_dir),
             "--mqtt-listen", f"127.0.0.1:{self.mqtt_port_req}",
-            "--api-listen", "127.0.0.1:0",
+            # Every other listener on an ephemeral loopback port, so parallel
+            # servers never collide on defaults such as 8443.
+            *[a for flag in other_listen_flags(self.binary) for a in (flag, "127.0.0.1:0")],
             *self.extra_args,
         ]
         env = dict(os.environ)
@@ -426,9 +444,13 @@ class Paho:
         """Publish; for QoS 1/2 wait for PUBACK/PUBCOMP and return its reason
         code (for QoS 0: wait until written)."""
         info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        assert info.rc == mqtt.MQTT_ERR_SUCCESS, f"{self.client_id}: publish failed locally: {info.rc}"
         if not wait:
+            # Used when the server is expected to close the connection: paho may
+            # already have seen the close (its network thread wrote the packet
+            # and ended) and then reports MQTT_ERR_NO_CONN. The caller checks
+            # the disconnect instead.
             return None
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS, f"{self.client_id}: publish failed locally: {info.rc}"
         return self._wait_cv(self._pub, info.mid, timeout, "PUBACK/PUBCOMP" if qos else "publish written")
 
     def expect(self, topic: str | None = None, timeout: float = WAIT, payload=None) -> mqtt.MQTTMessage:

@@ -1,10 +1,9 @@
 """AWS IoT Core limits and publish validation, seen by real clients."""
 
 import pytest
-from paho.mqtt.packettypes import PacketTypes
 
 from conftest import unique
-from e2elib import RawConn, connect_packet, props, publish_packet, subscribe_packet, varint, wait_until
+from e2elib import RawConn, props, publish_packet, subscribe_packet
 
 KIB = 1024
 

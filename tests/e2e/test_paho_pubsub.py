@@ -205,3 +205,21 @@ def test_offline_delivery_uses_granted_qos_and_retain_0(server, device, paho, ve
     m = back.expect(t)
     assert (m.payload, m.qos, m.retain) == (b"q2 retained", 1, False)
     pub.publish(t, b"", qos=1, retain=True)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_burst_is_complete_and_ordered(server, device, paho, version):
+    """500 QoS 1 messages from one publisher on one topic: all arrive, in order (MQTT 4.6)."""
+    t = unique("burst") + "/t"
+    sub = paho(server, device, version=version)
+    sub.connect()
+    sub.subscribe(t, qos=1)
+    pub = paho(server, device, version=version)
+    pub.connect()
+    n = 500
+    infos = [pub.c.publish(t, str(i).encode(), qos=1) for i in range(n)]
+    for info in infos:
+        info.wait_for_publish(10)
+        assert info.is_published()
+    got = sub.collect(n, timeout=20)
+    assert [int(m.payload) for m in got] == list(range(n))

@@ -221,7 +221,7 @@ def test_topic_alias(server, device, paho):
 
 def test_topic_alias_above_maximum_disconnects(server, device, paho):
     pub = connected(paho, server, device)
-    pub.publish(unique("alias9") + "/t", b"x", qos=0, properties=props(TopicAlias=9))
+    pub.publish(unique("alias9") + "/t", b"x", qos=0, properties=props(TopicAlias=9), wait=False)
     assert pub.server_disconnect() == 0x94  # Topic Alias invalid
 
 

@@ -92,7 +92,7 @@ def test_session_expires_v5(server, device, paho):
 
 def test_qos1_inflight_redelivered_after_reconnect(server, device, paho):
     """A QoS 1 message sent but never PUBACKed is sent again on reconnect (MQTT 4.4)."""
-    from e2elib import RawConn, publish_packet, subscribe_packet
+    from e2elib import RawConn, subscribe_packet
 
     cid = unique("redeliver")
     t = unique("redeliver") + "/t"

@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `thingport-bench`: MQTT load generator.
 #[derive(Debug, Parser)]
-#[command(
-    name = "thingport-bench",
-    version,
-    about = "MQTT load generator for Thingport, Mosquitto or any MQTT broker"
-)]
+#[command(name = "thingport-bench", version, about = "MQTT load generator for Thingport, Mosquitto or any MQTT broker")]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -224,10 +220,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (try 10s, 500ms, 2m)"))?;
+    let v: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s:?} (try 10s, 500ms, 2m)"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("not a duration: {s:?}"));
     }
@@ -259,10 +252,7 @@ mod tests {
 
     #[test]
     fn tags() {
-        assert_eq!(
-            parse_tag("broker=mosquitto"),
-            Ok(("broker".into(), "mosquitto".into()))
-        );
+        assert_eq!(parse_tag("broker=mosquitto"), Ok(("broker".into(), "mosquitto".into())));
         assert_eq!(parse_tag("s=a=b"), Ok(("s".into(), "a=b".into())));
         assert!(parse_tag("=x").is_err());
         assert!(parse_tag("x").is_err());

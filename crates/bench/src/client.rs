@@ -54,20 +54,14 @@ impl Target {
             .ok_or_else(|| anyhow!("{} has no address", a.host))?;
         let tls = if a.tls {
             let ca = a.ca.as_deref().ok_or_else(|| anyhow!("--tls needs --ca"))?;
-            let config: Arc<ClientConfig> =
-                crate::tls::client_config(ca, a.cert.as_deref(), a.key.as_deref())?;
+            let config: Arc<ClientConfig> = crate::tls::client_config(ca, a.cert.as_deref(), a.key.as_deref())?;
             let name = a.server_name.clone().unwrap_or_else(|| a.host.clone());
-            let name = ServerName::try_from(name.clone())
-                .map_err(|_| anyhow!("invalid server name {name:?}"))?;
+            let name = ServerName::try_from(name.clone()).map_err(|_| anyhow!("invalid server name {name:?}"))?;
             Some((TlsConnector::from(config), name))
         } else {
             None
         };
-        let protocol = if a.mqtt_version == 5 {
-            Protocol::V5
-        } else {
-            Protocol::V311
-        };
+        let protocol = if a.mqtt_version == 5 { Protocol::V5 } else { Protocol::V311 };
         Ok(Target {
             addr,
             tls,
@@ -80,17 +74,12 @@ impl Target {
 
     /// Open the byte stream: TCP connect, then the TLS handshake if any.
     pub async fn open(&self) -> anyhow::Result<BoxIo> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .with_context(|| format!("TCP connect to {}", self.addr))?;
+        let tcp = TcpStream::connect(self.addr).await.with_context(|| format!("TCP connect to {}", self.addr))?;
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => Ok(Box::new(tcp)),
             Some((connector, name)) => {
-                let s = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .context("TLS handshake")?;
+                let s = connector.connect(name.clone(), tcp).await.context("TLS handshake")?;
                 Ok(Box::new(s))
             }
         }
@@ -115,10 +104,7 @@ impl Target {
             Packet::ConnAck(ack) if ack.code == 0 => Ok(conn),
             Packet::ConnAck(ack) => {
                 let why = ack.properties.reason_string.unwrap_or_default();
-                bail!(
-                    "CONNACK refused the connection: code 0x{:02x} {why}",
-                    ack.code
-                )
+                bail!("CONNACK refused the connection: code 0x{:02x} {why}", ack.code)
             }
             other => bail!("expected CONNACK, got {}", other.name()),
         }
@@ -136,18 +122,12 @@ pub struct Conn {
 impl Conn {
     /// Wrap an open stream, with buffers of `capacity` bytes to start with.
     pub fn new(io: BoxIo, protocol: Protocol, capacity: usize) -> Conn {
-        Conn {
-            io,
-            rbuf: BytesMut::with_capacity(capacity),
-            wbuf: BytesMut::with_capacity(capacity),
-            protocol,
-        }
+        Conn { io, rbuf: BytesMut::with_capacity(capacity), wbuf: BytesMut::with_capacity(capacity), protocol }
     }
 
     /// Encode `p` into the write buffer (sent by the next [`Conn::flush`]).
     pub fn queue(&mut self, p: &Packet) -> anyhow::Result<()> {
-        mqtt::encode(p, self.protocol, &mut self.wbuf)
-            .map_err(|e| anyhow!("cannot encode {}: {e}", p.name()))
+        mqtt::encode(p, self.protocol, &mut self.wbuf).map_err(|e| anyhow!("cannot encode {}: {e}", p.name()))
     }
 
     /// Write out everything queued.
@@ -167,8 +147,7 @@ impl Conn {
 
     /// A packet already buffered, if a whole one is there.
     pub fn try_decode(&mut self) -> anyhow::Result<Option<Packet>> {
-        mqtt::decode(&mut self.rbuf, self.protocol, MAX_PACKET)
-            .map_err(|e| anyhow!("bad packet from broker: {e}"))
+        mqtt::decode(&mut self.rbuf, self.protocol, MAX_PACKET).map_err(|e| anyhow!("bad packet from broker: {e}"))
     }
 
     /// Read more bytes (cancel-safe); an error at end of stream.
@@ -184,16 +163,8 @@ impl Conn {
     pub fn split(self) -> (ConnReader, ConnWriter) {
         let (r, w) = tokio::io::split(self.io);
         (
-            ConnReader {
-                io: r,
-                rbuf: self.rbuf,
-                protocol: self.protocol,
-            },
-            ConnWriter {
-                io: w,
-                wbuf: self.wbuf,
-                protocol: self.protocol,
-            },
+            ConnReader { io: r, rbuf: self.rbuf, protocol: self.protocol },
+            ConnWriter { io: w, wbuf: self.wbuf, protocol: self.protocol },
         )
     }
 
@@ -238,8 +209,7 @@ pub struct ConnWriter {
 impl ConnWriter {
     /// Encode `p` into the write buffer.
     pub fn queue(&mut self, p: &Packet) -> anyhow::Result<()> {
-        mqtt::encode(p, self.protocol, &mut self.wbuf)
-            .map_err(|e| anyhow!("cannot encode {}: {e}", p.name()))
+        mqtt::encode(p, self.protocol, &mut self.wbuf).map_err(|e| anyhow!("cannot encode {}: {e}", p.name()))
     }
 
     /// Bytes waiting to be flushed.

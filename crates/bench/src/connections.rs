@@ -87,10 +87,7 @@ pub async fn run(a: ConnectionsArgs) -> anyhow::Result<()> {
     let target = Arc::new(target);
     if let Some(limit) = procfs::open_files_limit() {
         if (a.count as u64) + 64 > limit {
-            eprintln!(
-                "warning: {} connections but the open-files limit is {limit}; raise it (ulimit -n)",
-                a.count
-            );
+            eprintln!("warning: {} connections but the open-files limit is {limit}; raise it (ulimit -n)", a.count);
         }
     }
     let broker = a.output.broker_pid.map(Proc::new);
@@ -158,9 +155,8 @@ pub async fn run(a: ConnectionsArgs) -> anyhow::Result<()> {
         .await;
     }
 
-    let cpu = |x: Option<procfs::Sample>, y: Option<procfs::Sample>| {
-        x.zip(y).map(|(x, y)| (y.cpu_s - x.cpu_s).max(0.0))
-    };
+    let cpu =
+        |x: Option<procfs::Sample>, y: Option<procfs::Sample>| x.zip(y).map(|(x, y)| (y.cpu_s - x.cpu_s).max(0.0));
     let broker_cpu_connect_s = cpu(before, after_connect);
     let rss_before = before.map(|s| s.rss_bytes);
     let rss_after = after.map(|s| s.rss_bytes);
@@ -247,11 +243,8 @@ fn text(r: &ConnectionsReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let mib = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
-    let _ = writeln!(
-        s,
-        "connections {}: {} attempted at {}/s, held {:.0} s",
-        r.target, r.count, r.connect_rate, r.hold_s
-    );
+    let _ =
+        writeln!(s, "connections {}: {} attempted at {}/s, held {:.0} s", r.target, r.count, r.connect_rate, r.hold_s);
     let _ = writeln!(
         s,
         "  connected {}  failed {}  dropped while idle {}  (connect phase {:.1} s)",
@@ -270,11 +263,9 @@ fn text(r: &ConnectionsReport) -> String {
         "  broker RSS {} → {}  = {} bytes per connection",
         mib(r.broker_rss_before_bytes),
         mib(r.broker_rss_after_bytes),
-        r.bytes_per_connection
-            .map_or("-".into(), |b| format!("{b:.0}"))
+        r.bytes_per_connection.map_or("-".into(), |b| format!("{b:.0}"))
     );
-    let _ =
-        writeln!(
+    let _ = writeln!(
         s,
         "  broker CPU {} s connecting ({} ms per connection), {} s while idle; generator RSS {}",
         r.broker_cpu_connect_s.map_or("-".into(), |v| format!("{v:.2}")),

@@ -58,13 +58,8 @@ pub struct STimeResult {
 pub fn parse_s_time(output: &str) -> Option<STimeResult> {
     output.lines().find_map(|line| {
         let (n, rest) = line.trim().split_once(" connections in ")?;
-        let t = rest
-            .strip_suffix("real seconds")
-            .or_else(|| rest.split_once(" real seconds").map(|(t, _)| t))?;
-        Some(STimeResult {
-            connections: n.trim().parse().ok()?,
-            real_seconds: t.trim().parse().ok()?,
-        })
+        let t = rest.strip_suffix("real seconds").or_else(|| rest.split_once(" real seconds").map(|(t, _)| t))?;
+        Some(STimeResult { connections: n.trim().parse().ok()?, real_seconds: t.trim().parse().ok()? })
     })
 }
 
@@ -99,11 +94,7 @@ pub async fn run(a: HandshakeArgs) -> anyhow::Result<()> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        errors.push(format!(
-            "openssl s_time exited with {}: {}",
-            out.status,
-            tail.join(" | ")
-        ));
+        errors.push(format!("openssl s_time exited with {}: {}", out.status, tail.join(" | ")));
     }
     let parsed = parse_s_time(&stdout);
     if parsed.is_none() {
@@ -121,9 +112,7 @@ pub async fn run(a: HandshakeArgs) -> anyhow::Result<()> {
         real_s,
         handshakes_per_s: real_s.map(|t| handshakes as f64 / t),
         broker_cpu_s,
-        broker_cpu_ms_per_handshake: broker_cpu_s
-            .filter(|_| handshakes > 0)
-            .map(|c| c * 1000.0 / handshakes as f64),
+        broker_cpu_ms_per_handshake: broker_cpu_s.filter(|_| handshakes > 0).map(|c| c * 1000.0 / handshakes as f64),
         broker_cores: broker_cpu_s.zip(real_s).map(|(c, t)| c / t),
         errors,
         clk_tck: procfs::clock_ticks_per_sec(),
@@ -151,13 +140,7 @@ mod tests {
                    tttttttttttttttttttt\n\n\
                    2113 connections in 4.63s; 456.37 connections/user sec, bytes read 0\n\
                    2113 connections in 11 real seconds, 0 bytes read per connection\n";
-        assert_eq!(
-            parse_s_time(out),
-            Some(STimeResult {
-                connections: 2113,
-                real_seconds: 11.0
-            })
-        );
+        assert_eq!(parse_s_time(out), Some(STimeResult { connections: 2113, real_seconds: 11.0 }));
         assert_eq!(parse_s_time("ERROR\nconnect:errno=111\n"), None);
     }
 }

@@ -32,9 +32,7 @@ pub struct Clock {
 impl Clock {
     /// A clock whose zero is now.
     pub fn start() -> Clock {
-        Clock {
-            base: Instant::now(),
-        }
+        Clock { base: Instant::now() }
     }
 
     /// Nanoseconds since the base.
@@ -78,11 +76,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut scratch = BytesMut::new();
-        let s = Stamp {
-            sent_ns: 123_456_789,
-            publisher: 7,
-            seq: 42,
-        };
+        let s = Stamp { sent_ns: 123_456_789, publisher: 7, seq: 42 };
         let p = build(&mut scratch, 64, s);
         assert_eq!(p.len(), 64);
         assert_eq!(parse(&p), Some(s));

@@ -1,6 +1,7 @@
 //! Process sampling from Linux /proc: resident memory (VmRSS in
 //! `/proc/PID/status`), CPU time (utime + stime in `/proc/PID/stat`, in clock
-//! ticks) and the open-file limit (`/proc/self/limits`).
+//! ticks), the whole machine's busy CPU time (`/proc/stat`, to see what else
+//! ran during a measurement) and the open-file limit (`/proc/self/limits`).
 //!
 //! The parsers are pure functions over the file text, tested below.
 
@@ -27,10 +28,7 @@ pub struct Sample {
 impl Proc {
     /// Watch `pid`, reading the clock-tick rate once.
     pub fn new(pid: u32) -> Proc {
-        Proc {
-            pid,
-            ticks_per_sec: clock_ticks_per_sec(),
-        }
+        Proc { pid, ticks_per_sec: clock_ticks_per_sec() }
     }
 
     /// This process (the load generator itself).
@@ -41,9 +39,8 @@ impl Proc {
     /// CPU seconds used so far (user + system, every thread).
     pub fn cpu_seconds(&self) -> std::io::Result<f64> {
         let text = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        let ticks = parse_stat_cpu_ticks(&text).ok_or_else(|| {
-            std::io::Error::other(format!("cannot parse /proc/{}/stat", self.pid))
-        })?;
+        let ticks = parse_stat_cpu_ticks(&text)
+            .ok_or_else(|| std::io::Error::other(format!("cannot parse /proc/{}/stat", self.pid)))?;
         Ok(ticks as f64 / self.ticks_per_sec as f64)
     }
 
@@ -57,11 +54,30 @@ impl Proc {
 
     /// CPU and RSS now.
     pub fn sample(&self) -> std::io::Result<Sample> {
-        Ok(Sample {
-            cpu_s: self.cpu_seconds()?,
-            rss_bytes: self.rss_bytes()?,
-        })
+        Ok(Sample { cpu_s: self.cpu_seconds()?, rss_bytes: self.rss_bytes()? })
     }
+}
+
+/// Busy CPU seconds of the whole machine so far (every core, every
+/// process): all time in the `cpu` line of `/proc/stat` except idle and
+/// iowait.
+pub fn machine_busy_seconds() -> std::io::Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    let ticks = parse_machine_busy_ticks(&text).ok_or_else(|| std::io::Error::other("cannot parse /proc/stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_sec() as f64)
+}
+
+/// Busy ticks from the aggregate `cpu` line of `/proc/stat`: user + nice +
+/// system + irq + softirq + steal (guest time is already inside user).
+pub fn parse_machine_busy_ticks(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let field = |i: usize| v.get(i).copied().unwrap_or(0);
+    if v.len() < 4 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    Some(field(0) + field(1) + field(2) + field(5) + field(6) + field(7))
 }
 
 /// `getconf CLK_TCK`; 100 (the value on every mainstream Linux) if that fails.
@@ -103,11 +119,7 @@ pub fn parse_status_kb(text: &str, key: &str) -> Option<u64> {
 /// (`None` for "unlimited" or when absent).
 pub fn parse_open_files_limit(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// This process's soft open-files limit, if known.
@@ -137,6 +149,14 @@ mod tests {
         assert_eq!(parse_status_kb(text, "VmPeak"), Some(20000));
         assert_eq!(parse_status_kb(text, "VmHWM"), None);
         assert_eq!(parse_status_kb(text, "Threads"), None);
+    }
+
+    #[test]
+    fn machine_stat() {
+        let text = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\nintr 1\n";
+        assert_eq!(parse_machine_busy_ticks(text), Some(161));
+        assert_eq!(parse_machine_busy_ticks("cpu0 1 2 3 4\n"), None);
+        assert!(machine_busy_seconds().unwrap() > 0.0);
     }
 
     #[test]

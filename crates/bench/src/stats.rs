@@ -53,13 +53,7 @@ fn bucket_high(i: usize) -> u64 {
 impl Histogram {
     /// An empty histogram.
     pub fn new() -> Histogram {
-        Histogram {
-            counts: vec![0; GROUPS * SUB as usize],
-            total: 0,
-            min: u64::MAX,
-            max: 0,
-            sum: 0,
-        }
+        Histogram { counts: vec![0; GROUPS * SUB as usize], total: 0, min: u64::MAX, max: 0, sum: 0 }
     }
 
     /// Count one sample.
@@ -183,16 +177,9 @@ mod tests {
         for v in 1..=1_000_000u64 {
             h.record(v * 1000); // 1 µs .. 1 s in ns
         }
-        for (q, exact) in [
-            (0.5, 500_000_000f64),
-            (0.99, 990_000_000.0),
-            (0.999, 999_000_000.0),
-        ] {
+        for (q, exact) in [(0.5, 500_000_000f64), (0.99, 990_000_000.0), (0.999, 999_000_000.0)] {
             let got = h.quantile(q).unwrap() as f64;
-            assert!(
-                (got - exact).abs() / exact < 1.0 / 128.0,
-                "q={q} got={got} exact={exact}"
-            );
+            assert!((got - exact).abs() / exact < 1.0 / 128.0, "q={q} got={got} exact={exact}");
         }
         assert_eq!(h.quantile(1.0), Some(1_000_000_000));
         let s = h.summary_us();

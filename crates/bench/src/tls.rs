@@ -16,19 +16,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// Session resumption is disabled: every connection does a full handshake,
 /// which is what a fleet of freshly booted devices costs the broker and what
 /// the connection benchmark should measure.
-pub fn client_config(
-    ca: &Path,
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> anyhow::Result<Arc<ClientConfig>> {
+pub fn client_config(ca: &Path, cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca)
-        .with_context(|| format!("cannot read {}", ca.display()))?
-    {
+    for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))? {
         let c = c.with_context(|| format!("bad certificate in {}", ca.display()))?;
-        roots
-            .add(c)
-            .context("CA certificate not usable as a trust anchor")?;
+        roots.add(c).context("CA certificate not usable as a trust anchor")?;
     }
     if roots.is_empty() {
         bail!("no certificate in {}", ca.display());
@@ -49,9 +41,7 @@ pub fn client_config(
             }
             let key = PrivateKeyDer::from_pem_file(key)
                 .with_context(|| format!("no usable private key in {}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .context("client certificate and key do not match")?
+            builder.with_client_auth_cert(chain, key).context("client certificate and key do not match")?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => bail!("--cert and --key go together"),

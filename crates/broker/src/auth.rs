@@ -32,20 +32,13 @@ pub struct Principal {
 
 impl std::fmt::Debug for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Principal")
-            .field("id", &self.id)
-            .field("thing_name", &self.thing_name)
-            .finish()
+        f.debug_struct("Principal").field("id", &self.id).field("thing_name", &self.thing_name).finish()
     }
 }
 
 impl Principal {
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Principal {
-            id: id.into(),
-            thing_name: None,
-            ext: None,
-        }
+        Principal { id: id.into(), thing_name: None, ext: None }
     }
 }
 
@@ -97,9 +90,7 @@ impl Authorizer for AllowNonReserved {
         !topic.starts_with('$')
     }
     fn subscribe(&self, _ctx: &ClientCtx, filter: &str) -> bool {
-        let inner = mqtt::topic::parse_shared(filter)
-            .map(|(_, f)| f)
-            .unwrap_or(filter);
+        let inner = mqtt::topic::parse_shared(filter).map(|(_, f)| f).unwrap_or(filter);
         !inner.starts_with('$') || inner.starts_with("$aws/events/")
     }
     fn receive(&self, _ctx: &ClientCtx, topic: &str) -> bool {

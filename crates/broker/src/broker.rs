@@ -57,9 +57,7 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("Broker").field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
@@ -120,25 +118,11 @@ impl Broker {
                 }
             }
             broker.sessions.lock().insert(client, session.clone());
-            let since = if s.disconnected_at_ms == 0 {
-                now
-            } else {
-                s.disconnected_at_ms
-            };
-            let left_ms =
-                (u64::from(s.expiry_interval) * 1000).saturating_sub(now.saturating_sub(since));
-            broker.schedule_expiry(
-                session,
-                0,
-                Duration::from_millis(left_ms),
-                s.expiry_interval,
-            );
+            let since = if s.disconnected_at_ms == 0 { now } else { s.disconnected_at_ms };
+            let left_ms = (u64::from(s.expiry_interval) * 1000).saturating_sub(now.saturating_sub(since));
+            broker.schedule_expiry(session, 0, Duration::from_millis(left_ms), s.expiry_interval);
         }
-        tracing::info!(
-            sessions = n_sessions,
-            retained = broker.retained.read().len(),
-            "broker state loaded"
-        );
+        tracing::info!(sessions = n_sessions, retained = broker.retained.read().len(), "broker state loaded");
         Ok(broker)
     }
 
@@ -198,10 +182,7 @@ impl Broker {
                 while i < matches.len() && matches[i].client_id == client {
                     let m = &matches[i];
                     i += 1;
-                    if m.entry.options.no_local
-                        && !m.shared
-                        && msg.publisher.as_deref() == Some(&*client)
-                    {
+                    if m.entry.options.no_local && !m.shared && msg.publisher.as_deref() == Some(&*client) {
                         continue;
                     }
                     let q = m.entry.options.qos.min(msg.qos);
@@ -237,9 +218,7 @@ impl Broker {
     fn set_retained(&self, msg: &Arc<Message>) -> bool {
         if msg.payload.is_empty() {
             if self.retained.write().remove(&msg.topic).is_some() {
-                self.store.submit(BrokerOp::ClearRetained {
-                    topic: msg.topic.to_string(),
-                });
+                self.store.submit(BrokerOp::ClearRetained { topic: msg.topic.to_string() });
                 return true;
             }
             false
@@ -286,13 +265,7 @@ impl Broker {
         } else {
             0
         };
-        st.queue.push_back(Queued {
-            msg: msg.clone(),
-            qos,
-            retain,
-            subscription_ids,
-            seq,
-        });
+        st.queue.push_back(Queued { msg: msg.clone(), qos, retain, subscription_ids, seq });
         drop(st);
         if online {
             session.notify.notify_one();
@@ -303,10 +276,7 @@ impl Broker {
     /// Forget a persisted message (delivered, expired or refused).
     pub(crate) fn ack_seq(&self, client_id: &str, seq: u64) {
         if seq != 0 {
-            self.store.submit(BrokerOp::Ack {
-                client_id: client_id.to_string(),
-                seq,
-            });
+            self.store.submit(BrokerOp::Ack { client_id: client_id.to_string(), seq });
         }
     }
 
@@ -323,9 +293,7 @@ impl Broker {
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut st = existing.state.lock();
             if let Some(old) = st.conn.take() {
-                let _ = old
-                    .control
-                    .send(Control::Kick(mqtt::reason::SESSION_TAKEN_OVER));
+                let _ = old.control.send(Control::Kick(mqtt::reason::SESSION_TAKEN_OVER));
             }
             if !clean_start {
                 st.conn = Some(link);
@@ -338,9 +306,7 @@ impl Broker {
                         disconnected_at_ms: 0,
                     });
                 } else {
-                    self.store.submit(BrokerOp::DeleteSession {
-                        client_id: client_id.to_string(),
-                    });
+                    self.store.submit(BrokerOp::DeleteSession { client_id: client_id.to_string() });
                 }
                 drop(st);
                 return (existing, true);
@@ -377,9 +343,7 @@ impl Broker {
         st.queue.clear();
         st.inflight.clear();
         st.discarded = true;
-        self.store.submit(BrokerOp::DeleteSession {
-            client_id: session.client_id.to_string(),
-        });
+        self.store.submit(BrokerOp::DeleteSession { client_id: session.client_id.to_string() });
     }
 
     /// The connection `conn_id` ended. A session that does not outlive its
@@ -408,21 +372,10 @@ impl Broker {
         });
         drop(st);
         drop(sessions);
-        self.schedule_expiry(
-            session.clone(),
-            generation,
-            Duration::from_secs(u64::from(expiry)),
-            expiry,
-        );
+        self.schedule_expiry(session.clone(), generation, Duration::from_secs(u64::from(expiry)), expiry);
     }
 
-    fn schedule_expiry(
-        self: &Arc<Self>,
-        session: Arc<Session>,
-        generation: u64,
-        after: Duration,
-        expiry: u32,
-    ) {
+    fn schedule_expiry(self: &Arc<Self>, session: Arc<Session>, generation: u64, after: Duration, expiry: u32) {
         if expiry == u32::MAX {
             return; // never expires
         }
@@ -440,10 +393,7 @@ impl Broker {
             tracing::debug!(client_id = %session.client_id, "session expired");
             broker.discard_locked(&session, &mut st);
             drop(st);
-            if sessions
-                .get(&session.client_id)
-                .is_some_and(|s| Arc::ptr_eq(s, &session))
-            {
+            if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, &session)) {
                 sessions.remove(&session.client_id);
             }
         });
@@ -498,13 +448,7 @@ impl Broker {
             .collect();
         for m in msgs {
             let qos = m.qos.min(entry.options.qos);
-            self.enqueue(
-                session,
-                &m,
-                qos,
-                true,
-                entry.subscription_id.into_iter().collect(),
-            );
+            self.enqueue(session, &m, qos, true, entry.subscription_id.into_iter().collect());
         }
     }
 
@@ -536,11 +480,7 @@ impl Broker {
 
     /// Number of connected clients.
     pub fn connected_count(&self) -> usize {
-        self.sessions
-            .lock()
-            .values()
-            .filter(|s| s.state.lock().conn.is_some())
-            .count()
+        self.sessions.lock().values().filter(|s| s.state.lock().conn.is_some()).count()
     }
 }
 

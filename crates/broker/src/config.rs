@@ -78,7 +78,6 @@ impl Limits {
 
     /// Whether a topic name or filter respects the size limits.
     pub fn topic_within_limits(&self, topic: &str) -> bool {
-        topic.len() <= self.max_topic_bytes
-            && topic.bytes().filter(|b| *b == b'/').count() <= self.max_topic_slashes
+        topic.len() <= self.max_topic_bytes && topic.bytes().filter(|b| *b == b'/').count() <= self.max_topic_slashes
     }
 }

@@ -9,10 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt::{
-    reason, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, PubResp, Publish, QoS,
-    SubAck,
-};
+use mqtt::{reason, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, PubResp, Publish, QoS, SubAck};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -34,17 +31,8 @@ pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: PeerInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut conn = Pending {
-        broker,
-        stream,
-        rbuf: BytesMut::with_capacity(4096),
-    };
-    let connect = match tokio::time::timeout(
-        conn.broker.limits.connect_timeout,
-        conn.read_connect(),
-    )
-    .await
-    {
+    let mut conn = Pending { broker, stream, rbuf: BytesMut::with_capacity(4096) };
+    let connect = match tokio::time::timeout(conn.broker.limits.connect_timeout, conn.read_connect()).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer.addr, error = %e, "connection closed before CONNECT completed");
@@ -72,18 +60,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             match mqtt::decode(&mut self.rbuf, Protocol::V5, max) {
                 Ok(Some(Packet::Connect(c))) => return Ok(c),
                 Ok(Some(other)) => {
-                    return Err(std::io::Error::other(format!(
-                        "first packet was not CONNECT: {other:?}"
-                    )))
+                    return Err(std::io::Error::other(format!("first packet was not CONNECT: {other:?}")))
                 }
                 Ok(None) => {}
                 Err(mqtt::DecodeError::UnsupportedProtocolVersion(v)) => {
                     // 3.1.1-style CONNACK "unacceptable protocol version".
                     let _ = self.stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
                     let _ = self.stream.flush().await;
-                    return Err(std::io::Error::other(format!(
-                        "unsupported MQTT protocol level {v}"
-                    )));
+                    return Err(std::io::Error::other(format!("unsupported MQTT protocol level {v}")));
                 }
                 Err(e) => return Err(std::io::Error::other(format!("malformed CONNECT: {e}"))),
             }
@@ -99,11 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             properties.reason_string = Some(why.to_string());
         }
         let mut buf = BytesMut::new();
-        let ack = Packet::ConnAck(ConnAck {
-            session_present: false,
-            code,
-            properties,
-        });
+        let ack = Packet::ConnAck(ConnAck { session_present: false, code, properties });
         if mqtt::encode(&ack, protocol, &mut buf).is_ok() {
             let _ = self.stream.write_all(&buf).await;
             let _ = self.stream.flush().await;
@@ -123,9 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             }
             Err(AuthFailure::BadCredentials(why)) => {
                 tracing::info!(peer = %peer.addr, client_id = %c.client_id, %why, "connection refused: bad credentials");
-                return self
-                    .refuse(protocol, reason::BAD_USER_NAME_OR_PASSWORD, &why)
-                    .await;
+                return self.refuse(protocol, reason::BAD_USER_NAME_OR_PASSWORD, &why).await;
             }
         };
 
@@ -144,11 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
         let client_id: Arc<str> = if c.client_id.is_empty() {
             if protocol == Protocol::V311 && !c.clean_start {
                 return self
-                    .refuse(
-                        protocol,
-                        reason::CLIENT_IDENTIFIER_NOT_VALID,
-                        "empty client id needs a clean session",
-                    )
+                    .refuse(protocol, reason::CLIENT_IDENTIFIER_NOT_VALID, "empty client id needs a clean session")
                     .await;
             }
             let id = format!("tp-{}", uuid::Uuid::new_v4().simple());
@@ -159,39 +133,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
         };
         if client_id.len() > limits.max_client_id {
             let why = format!("client id longer than {} bytes", limits.max_client_id);
-            return self
-                .refuse(protocol, reason::CLIENT_IDENTIFIER_NOT_VALID, &why)
-                .await;
+            return self.refuse(protocol, reason::CLIENT_IDENTIFIER_NOT_VALID, &why).await;
         }
         if assigned.is_none() && client_id.starts_with('$') {
             return self
-                .refuse(
-                    protocol,
-                    reason::CLIENT_IDENTIFIER_NOT_VALID,
-                    "client ids starting with $ are reserved",
-                )
+                .refuse(protocol, reason::CLIENT_IDENTIFIER_NOT_VALID, "client ids starting with $ are reserved")
                 .await;
         }
         if !broker.authorizer().connect(&principal, &client_id, &peer) {
             tracing::info!(peer = %peer.addr, %client_id, principal = %principal.id, "connect denied by policy");
             return self
-                .refuse(
-                    protocol,
-                    reason::NOT_AUTHORIZED,
-                    "not authorized to connect with this client id",
-                )
+                .refuse(protocol, reason::NOT_AUTHORIZED, "not authorized to connect with this client id")
                 .await;
         }
         if let Some(w) = &c.will {
             if !mqtt::topic::valid_topic_name(&w.topic) || !limits.topic_within_limits(&w.topic) {
-                return self
-                    .refuse(protocol, reason::TOPIC_NAME_INVALID, "invalid will topic")
-                    .await;
+                return self.refuse(protocol, reason::TOPIC_NAME_INVALID, "invalid will topic").await;
             }
             if w.payload.len() > limits.max_payload {
-                return self
-                    .refuse(protocol, reason::PACKET_TOO_LARGE, "will payload too large")
-                    .await;
+                return self.refuse(protocol, reason::PACKET_TOO_LARGE, "will payload too large").await;
             }
         }
 
@@ -211,11 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
 
         let conn_id = broker.next_conn_id();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let link = ConnLink {
-            conn_id,
-            control: control_tx,
-            principal_id: principal.id.clone(),
-        };
+        let link = ConnLink { conn_id, control: control_tx, principal_id: principal.id.clone() };
         let (session, present) = broker.attach(&client_id, c.clean_start, expiry, link);
 
         let mut props = Properties::default();
@@ -236,31 +192,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             }
         }
         let mut wbuf = BytesMut::with_capacity(4096);
-        let ack = Packet::ConnAck(ConnAck {
-            session_present: present,
-            code: reason::SUCCESS,
-            properties: props,
-        });
+        let ack = Packet::ConnAck(ConnAck { session_present: present, code: reason::SUCCESS, properties: props });
         let _ = mqtt::encode(&ack, protocol, &mut wbuf);
 
-        let ctx = ClientCtx {
-            principal,
-            client_id: client_id.clone(),
-            source_ip: peer.addr.ip(),
-        };
+        let ctx = ClientCtx { principal, client_id: client_id.clone(), source_ip: peer.addr.ip() };
         let version = session.state.lock().generation;
         let session_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(%client_id, principal = %ctx.principal.id, peer = %peer.addr, ?protocol, session_present = present, "client connected");
-        broker
-            .stats
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        broker.stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-        let client_max_packet = c
-            .properties
-            .maximum_packet_size
-            .map(|m| m as usize)
-            .unwrap_or(usize::MAX);
+        let client_max_packet = c.properties.maximum_packet_size.map(|m| m as usize).unwrap_or(usize::MAX);
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX).max(1);
         let mut live = Live {
             broker: broker.clone(),
@@ -290,11 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
                 &peer.addr.ip().to_string(),
                 version,
             );
-            broker.publish(Message::system(
-                &events::connected_topic(&client_id),
-                payload,
-                QoS::AtLeastOnce,
-            ));
+            broker.publish(Message::system(&events::connected_topic(&client_id), payload, QoS::AtLeastOnce));
         }
 
         let end = live.run(present).await;
@@ -376,9 +313,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             let flushed = self.flush().await;
             match flow {
                 Flow::Close(why) => return End::Reason(why),
-                Flow::Continue if flushed.is_err() => {
-                    return End::Reason(DisconnectReason::ConnectionLost)
-                }
+                Flow::Continue if flushed.is_err() => return End::Reason(DisconnectReason::ConnectionLost),
                 Flow::Continue => {}
             }
         }
@@ -424,14 +359,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
     /// MQTT 5 DISCONNECT from the server (3.1.1 has none: the socket just closes).
     fn send_disconnect(&mut self, code: u8, why: Option<String>) {
         if self.protocol == Protocol::V5 {
-            let properties = Properties {
-                reason_string: why,
-                ..Properties::default()
-            };
-            self.write(&Packet::Disconnect(Disconnect {
-                reason: code,
-                properties,
-            }));
+            let properties = Properties { reason_string: why, ..Properties::default() };
+            self.write(&Packet::Disconnect(Disconnect { reason: code, properties }));
         }
     }
 
@@ -465,13 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 };
                 drop(st);
                 if known {
-                    let code = if self
-                        .session
-                        .state
-                        .lock()
-                        .inflight
-                        .contains_key(&r.packet_id)
-                    {
+                    let code = if self.session.state.lock().inflight.contains_key(&r.packet_id) {
                         reason::SUCCESS
                     } else {
                         reason::PACKET_IDENTIFIER_NOT_FOUND
@@ -488,11 +411,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             }
             Packet::PubRel(r) => {
                 let found = self.session.state.lock().incoming_qos2.remove(&r.packet_id);
-                let code = if found {
-                    reason::SUCCESS
-                } else {
-                    reason::PACKET_IDENTIFIER_NOT_FOUND
-                };
+                let code = if found { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
                 self.write(&Packet::PubComp(PubResp::with_reason(r.packet_id, code)));
                 Flow::Continue
             }
@@ -501,11 +420,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 let mut reasons = Vec::with_capacity(u.filters.len());
                 for f in &u.filters {
                     let existed = self.broker.unsubscribe(&self.session, f);
-                    reasons.push(if existed {
-                        reason::SUCCESS
-                    } else {
-                        reason::NO_SUBSCRIPTION_EXISTED
-                    });
+                    reasons.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
                 }
                 self.write(&Packet::UnsubAck(mqtt::UnsubAck {
                     packet_id: u.packet_id,
@@ -537,25 +452,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 }
                 Flow::Close(DisconnectReason::ClientInitiated)
             }
-            Packet::Auth(_) => self.protocol_error(
-                reason::BAD_AUTHENTICATION_METHOD,
-                "enhanced authentication is not supported",
-            ),
+            Packet::Auth(_) => {
+                self.protocol_error(reason::BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported")
+            }
             Packet::Connect(_) => self.protocol_error(reason::PROTOCOL_ERROR, "second CONNECT"),
-            _ => self.protocol_error(
-                reason::PROTOCOL_ERROR,
-                "packet type not allowed from a client",
-            ),
+            _ => self.protocol_error(reason::PROTOCOL_ERROR, "packet type not allowed from a client"),
         }
     }
 
     /// A QoS 1 PUBACK or QoS 2 PUBCOMP arrived for `pid`.
     fn complete(&mut self, pid: u16, qos2: bool) {
         let mut st = self.session.state.lock();
-        let matches = st
-            .inflight
-            .get(&pid)
-            .is_some_and(|f| (f.queued.qos == QoS::ExactlyOnce) == qos2);
+        let matches = st.inflight.get(&pid).is_some_and(|f| (f.queued.qos == QoS::ExactlyOnce) == qos2);
         if matches {
             if let Some(f) = st.inflight.remove(&pid) {
                 self.broker.ack_seq(&self.session.client_id, f.queued.seq);
@@ -576,11 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 if self.problem_info {
                     r.properties.reason_string = Some(why.to_string());
                 }
-                self.write(&if qos == QoS::AtLeastOnce {
-                    Packet::PubAck(r)
-                } else {
-                    Packet::PubRec(r)
-                });
+                self.write(&if qos == QoS::AtLeastOnce { Packet::PubAck(r) } else { Packet::PubRec(r) });
                 Flow::Continue
             }
             (Protocol::V311, _) => Flow::Close(DisconnectReason::ForbiddenAccess),
@@ -593,16 +497,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         let topic: Arc<str> = match p.properties.topic_alias.take() {
             Some(alias) => {
                 if alias == 0 || alias > limits.topic_alias_maximum {
-                    return self
-                        .protocol_error(reason::TOPIC_ALIAS_INVALID, "topic alias out of range");
+                    return self.protocol_error(reason::TOPIC_ALIAS_INVALID, "topic alias out of range");
                 }
                 if p.topic.is_empty() {
                     match self.aliases.get(&alias) {
                         Some(t) => t.clone(),
-                        None => {
-                            return self
-                                .protocol_error(reason::PROTOCOL_ERROR, "unknown topic alias")
-                        }
+                        None => return self.protocol_error(reason::PROTOCOL_ERROR, "unknown topic alias"),
                     }
                 } else {
                     let t: Arc<str> = p.topic.as_str().into();
@@ -610,21 +510,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                     t
                 }
             }
-            None if p.topic.is_empty() => {
-                return self.protocol_error(reason::PROTOCOL_ERROR, "empty topic")
-            }
+            None if p.topic.is_empty() => return self.protocol_error(reason::PROTOCOL_ERROR, "empty topic"),
             None => p.topic.as_str().into(),
         };
         if !mqtt::topic::valid_topic_name(&topic) {
-            return self
-                .protocol_error(reason::TOPIC_NAME_INVALID, "topic name contains wildcards");
+            return self.protocol_error(reason::TOPIC_NAME_INVALID, "topic name contains wildcards");
         }
         if p.payload.len() > limits.max_payload {
-            let why = format!(
-                "payload of {} bytes exceeds the limit of {}",
-                p.payload.len(),
-                limits.max_payload
-            );
+            let why = format!("payload of {} bytes exceeds the limit of {}", p.payload.len(), limits.max_payload);
             self.send_disconnect(reason::PACKET_TOO_LARGE, Some(why));
             return Flow::Close(DisconnectReason::ClientError);
         }
@@ -637,22 +530,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             }
             if st.incoming_qos2.len() >= usize::from(limits.receive_maximum) {
                 drop(st);
-                return self.protocol_error(
-                    reason::RECEIVE_MAXIMUM_EXCEEDED,
-                    "too many QoS 2 publishes in flight",
-                );
+                return self.protocol_error(reason::RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 publishes in flight");
             }
         }
         if !limits.topic_within_limits(&topic) {
-            let why = format!(
-                "topic exceeds {} bytes or {} slashes",
-                limits.max_topic_bytes, limits.max_topic_slashes
-            );
+            let why = format!("topic exceeds {} bytes or {} slashes", limits.max_topic_bytes, limits.max_topic_slashes);
             return self.reject_publish(&p, reason::TOPIC_NAME_INVALID, &why);
         }
-        if p.properties.payload_format_indicator == Some(1)
-            && std::str::from_utf8(&p.payload).is_err()
-        {
+        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
             return self.reject_publish(&p, reason::PAYLOAD_FORMAT_INVALID, "payload is not UTF-8");
         }
         if !self.rate.allow() {
@@ -660,31 +545,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         }
         let authz = self.broker.authorizer();
         if !authz.publish(&self.ctx, &topic) {
-            return self.reject_publish(
-                &p,
-                reason::NOT_AUTHORIZED,
-                "not authorized to publish to this topic",
-            );
+            return self.reject_publish(&p, reason::NOT_AUTHORIZED, "not authorized to publish to this topic");
         }
         if p.retain && !authz.retain(&self.ctx, &topic) {
-            return self.reject_publish(
-                &p,
-                reason::NOT_AUTHORIZED,
-                "not authorized to retain on this topic",
-            );
+            return self.reject_publish(&p, reason::NOT_AUTHORIZED, "not authorized to retain on this topic");
         }
         drop(authz);
-        let msg =
-            Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
+        let msg = Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
         let routed = self.broker.publish(msg);
         if routed.needs_sync && p.qos > QoS::AtMostOnce {
             if let Err(e) = self.broker.sync().await {
                 tracing::error!(error = %e, "could not persist message");
-                return self.reject_publish(
-                    &p,
-                    reason::UNSPECIFIED_ERROR,
-                    "the server could not store the message",
-                );
+                return self.reject_publish(&p, reason::UNSPECIFIED_ERROR, "the server could not store the message");
             }
         }
         match p.qos {
@@ -718,16 +590,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 reason::NOT_AUTHORIZED
             } else {
                 let st = self.session.state.lock();
-                let full = st.subscriptions.len() >= limits.max_subscriptions
-                    && !st.subscriptions.contains_key(filter);
+                let full = st.subscriptions.len() >= limits.max_subscriptions && !st.subscriptions.contains_key(filter);
                 drop(st);
                 if full {
                     reason::QUOTA_EXCEEDED
                 } else {
-                    let entry = SubEntry {
-                        options: *opts,
-                        subscription_id: sub_id,
-                    };
+                    let entry = SubEntry { options: *opts, subscription_id: sub_id };
                     let new = self.broker.subscribe(&self.session, filter, entry);
                     let send_retained = shared.is_none()
                         && match opts.retain_handling {
@@ -747,11 +615,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             reasons.push(code);
         }
         drop(authz);
-        self.write(&Packet::SubAck(SubAck {
-            packet_id: s.packet_id,
-            reasons,
-            properties: Properties::default(),
-        }));
+        self.write(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, properties: Properties::default() }));
         for (filter, entry) in granted {
             self.broker.deliver_retained(&self.session, &filter, entry);
         }
@@ -811,11 +675,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 self.broker.ack_seq(&self.session.client_id, q.seq);
                 continue;
             }
-            let pid = if q.qos > QoS::AtMostOnce {
-                st.alloc_packet_id()
-            } else {
-                0
-            };
+            let pid = if q.qos > QoS::AtMostOnce { st.alloc_packet_id() } else { 0 };
             let Some(p) = self.build_publish(&q, pid, false) else {
                 continue;
             };
@@ -832,21 +692,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             }
             sent += 1;
             if q.qos > QoS::AtMostOnce {
-                st.inflight.insert(
-                    pid,
-                    Inflight {
-                        queued: q,
-                        released: false,
-                    },
-                );
+                st.inflight.insert(pid, Inflight { queued: q, released: false });
             }
         }
         drop(st);
         if sent > 0 {
-            self.broker
-                .stats
-                .messages_out
-                .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+            self.broker.stats.messages_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -868,11 +719,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 why,
                 version,
             );
-            self.broker.publish(Message::system(
-                &events::disconnected_topic(&client_id),
-                payload,
-                QoS::AtLeastOnce,
-            ));
+            self.broker.publish(Message::system(&events::disconnected_topic(&client_id), payload, QoS::AtLeastOnce));
         }
     }
 
@@ -882,17 +729,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         let session = self.session.clone();
         let delay = {
             let st = session.state.lock();
-            will.properties
-                .will_delay_interval
-                .unwrap_or(0)
-                .min(st.expiry_interval)
+            will.properties.will_delay_interval.unwrap_or(0).min(st.expiry_interval)
         };
         let generation = session.state.lock().generation;
         let send = move || {
             let authz = broker.authorizer();
-            if !authz.publish(&ctx, &will.topic)
-                || (will.retain && !authz.retain(&ctx, &will.topic))
-            {
+            if !authz.publish(&ctx, &will.topic) || (will.retain && !authz.retain(&ctx, &will.topic)) {
                 tracing::info!(client_id = %ctx.client_id, topic = %will.topic, "will not published: not authorized");
                 return;
             }
@@ -906,12 +748,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 payload: will.payload.clone(),
                 properties: will.properties.clone(),
             };
-            let msg = Message::from_publish(
-                &p,
-                will.topic.as_str().into(),
-                Some(ctx.client_id.clone()),
-                store::now_ms(),
-            );
+            let msg =
+                Message::from_publish(&p, will.topic.as_str().into(), Some(ctx.client_id.clone()), store::now_ms());
             broker.publish(msg);
         };
         if delay == 0 {
@@ -940,11 +778,7 @@ struct RateLimiter {
 impl RateLimiter {
     fn new(rate: Option<u32>) -> Self {
         let rate = rate.map(f64::from);
-        RateLimiter {
-            rate,
-            tokens: rate.unwrap_or(0.0),
-            last: Instant::now(),
-        }
+        RateLimiter { rate, tokens: rate.unwrap_or(0.0), last: Instant::now() }
     }
 
     fn allow(&mut self) -> bool {

@@ -56,10 +56,7 @@ pub async fn serve_tls(
             let (_, conn) = tls.get_ref();
             let peer = PeerInfo {
                 addr,
-                cert_chain: conn
-                    .peer_certificates()
-                    .map(|c| c.to_vec())
-                    .unwrap_or_default(),
+                cert_chain: conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default(),
                 sni: conn.server_name().map(str::to_string),
                 listener: "mqtts",
             };
@@ -69,11 +66,7 @@ pub async fn serve_tls(
 }
 
 /// Accept plain MQTT over TCP (insecure; development and interoperability only).
-pub async fn serve_tcp(
-    listener: TcpListener,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (tcp, addr): (TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -89,12 +82,7 @@ pub async fn serve_tcp(
         let _ = tcp.set_nodelay(true);
         let broker = broker.clone();
         tokio::spawn(async move {
-            let peer = PeerInfo {
-                addr,
-                cert_chain: Vec::new(),
-                sni: None,
-                listener: "mqtt",
-            };
+            let peer = PeerInfo { addr, cert_chain: Vec::new(), sni: None, listener: "mqtt" };
             connection::serve(broker, tcp, peer).await;
         });
     }

@@ -39,12 +39,7 @@ impl Message {
     }
 
     /// Build from a client's PUBLISH (only forwardable properties are kept).
-    pub fn from_publish(
-        p: &mqtt::Publish,
-        topic: Arc<str>,
-        publisher: Option<Arc<str>>,
-        now_ms: u64,
-    ) -> Message {
+    pub fn from_publish(p: &mqtt::Publish, topic: Arc<str>, publisher: Option<Arc<str>>, now_ms: u64) -> Message {
         let src = &p.properties;
         let properties = Properties {
             payload_format_indicator: src.payload_format_indicator,
@@ -60,9 +55,7 @@ impl Message {
             qos: p.qos,
             retain: p.retain,
             properties,
-            expires_at_ms: src
-                .message_expiry_interval
-                .map(|s| now_ms + u64::from(s) * 1000),
+            expires_at_ms: src.message_expiry_interval.map(|s| now_ms + u64::from(s) * 1000),
             publisher,
             received_at_ms: now_ms,
         }
@@ -81,11 +74,7 @@ impl Message {
             payload_format_indicator: self.properties.payload_format_indicator,
             content_type: self.properties.content_type.clone(),
             response_topic: self.properties.response_topic.clone(),
-            correlation_data: self
-                .properties
-                .correlation_data
-                .as_ref()
-                .map(|b| b.to_vec()),
+            correlation_data: self.properties.correlation_data.as_ref().map(|b| b.to_vec()),
             user_properties: self.properties.user_properties.clone(),
             expires_at_ms: self.expires_at_ms,
             publisher: self.publisher.as_ref().map(|p| p.to_string()),

@@ -107,10 +107,7 @@ impl Session {
     pub fn new(client_id: Arc<str>, expiry_interval: u32) -> Arc<Session> {
         Arc::new(Session {
             client_id,
-            state: Mutex::new(SessionState {
-                expiry_interval,
-                ..Default::default()
-            }),
+            state: Mutex::new(SessionState { expiry_interval, ..Default::default() }),
             notify: Notify::new(),
         })
     }

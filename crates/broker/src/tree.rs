@@ -154,11 +154,7 @@ fn remove_rec(node: &mut Node, levels: &[&str], client: &str, group: Option<&str
 
 fn add_all(node: &Node, out: &mut Vec<Match>) {
     for (c, e) in &node.subs {
-        out.push(Match {
-            client_id: c.clone(),
-            entry: *e,
-            shared: false,
-        });
+        out.push(Match { client_id: c.clone(), entry: *e, shared: false });
     }
     for grp in node.shared.values() {
         if grp.members.is_empty() {
@@ -166,11 +162,7 @@ fn add_all(node: &Node, out: &mut Vec<Match>) {
         }
         let i = grp.next.fetch_add(1, Ordering::Relaxed) % grp.members.len();
         let (c, e) = &grp.members[i];
-        out.push(Match {
-            client_id: c.clone(),
-            entry: *e,
-            shared: true,
-        });
+        out.push(Match { client_id: c.clone(), entry: *e, shared: true });
     }
 }
 
@@ -204,10 +196,7 @@ mod tests {
     use mqtt::QoS;
 
     fn e(q: QoS) -> SubEntry {
-        SubEntry {
-            options: SubOptions::qos(q),
-            subscription_id: None,
-        }
+        SubEntry { options: SubOptions::qos(q), subscription_id: None }
     }
 
     fn clients(t: &SubscriptionTree, topic: &str) -> Vec<String> {
@@ -221,14 +210,9 @@ mod tests {
     #[test]
     fn wildcards_and_dollar() {
         let mut t = SubscriptionTree::new();
-        for (c, f) in [
-            ("a", "sport/#"),
-            ("b", "sport/+/player1"),
-            ("c", "#"),
-            ("d", "+/+"),
-            ("e", "$SYS/#"),
-            ("f", "+"),
-        ] {
+        for (c, f) in
+            [("a", "sport/#"), ("b", "sport/+/player1"), ("c", "#"), ("d", "+/+"), ("e", "$SYS/#"), ("f", "+")]
+        {
             t.insert(&Arc::from(c), f, e(QoS::AtMostOnce));
         }
         assert_eq!(clients(&t, "sport"), vec!["a", "c", "f"]);
@@ -263,11 +247,7 @@ mod tests {
             let mut out = Vec::new();
             t.matches("t/1", &mut out);
             assert_eq!(out.len(), 2);
-            seen.extend(
-                out.into_iter()
-                    .filter(|m| m.shared)
-                    .map(|m| m.client_id.to_string()),
-            );
+            seen.extend(out.into_iter().filter(|m| m.shared).map(|m| m.client_id.to_string()));
         }
         seen.sort();
         assert_eq!(seen, vec!["x", "x", "y", "y"]);

@@ -48,8 +48,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::packet::{
-    Auth, ConnAck, Connect, Disconnect, Packet, Protocol, PubResp, Publish, QoS, SubAck,
-    SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
+    Auth, ConnAck, Connect, Disconnect, Packet, Protocol, PubResp, Publish, QoS, SubAck, SubOptions, Subscribe,
+    UnsubAck, Unsubscribe, Will,
 };
 use crate::properties::Properties;
 use crate::reason;
@@ -168,18 +168,14 @@ fn check_first_byte(first: u8) -> Result<(), DecodeError> {
             if flags == 0b0010 {
                 Ok(())
             } else {
-                Err(DecodeError::MalformedPacket(
-                    "fixed header flags of PUBREL, SUBSCRIBE or UNSUBSCRIBE must be 0010",
-                ))
+                Err(DecodeError::MalformedPacket("fixed header flags of PUBREL, SUBSCRIBE or UNSUBSCRIBE must be 0010"))
             }
         }
         _ => {
             if flags == 0 {
                 Ok(())
             } else {
-                Err(DecodeError::MalformedPacket(
-                    "reserved fixed header flags set",
-                ))
+                Err(DecodeError::MalformedPacket("reserved fixed header flags set"))
             }
         }
     }
@@ -202,9 +198,7 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
             return Ok(Some((first, 2 + i, value)));
         }
     }
-    Err(DecodeError::MalformedPacket(
-        "remaining length longer than 4 bytes",
-    ))
+    Err(DecodeError::MalformedPacket("remaining length longer than 4 bytes"))
 }
 
 /// Two-pass framing check.
@@ -225,10 +219,7 @@ pub fn frame_len(buf: &[u8], max_packet_size: usize) -> Result<Option<usize>, De
     };
     let total = header_len + remaining;
     if total > max_packet_size {
-        return Err(DecodeError::PacketTooLarge {
-            size: total,
-            max: max_packet_size,
-        });
+        return Err(DecodeError::PacketTooLarge { size: total, max: max_packet_size });
     }
     Ok((buf.len() >= total).then_some(total))
 }
@@ -270,16 +261,12 @@ impl Reader {
         let start = self.pos;
         let end = self.end_of(n)?;
         self.pos = end;
-        self.buf
-            .get(start..end)
-            .ok_or(DecodeError::MalformedPacket(self.eof))
+        self.buf.get(start..end).ok_or(DecodeError::MalformedPacket(self.eof))
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let eof = self.eof;
-        self.take(N)?
-            .try_into()
-            .map_err(|_| DecodeError::MalformedPacket(eof))
+        self.take(N)?.try_into().map_err(|_| DecodeError::MalformedPacket(eof))
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {
@@ -305,9 +292,7 @@ impl Reader {
                 return Ok(value);
             }
         }
-        Err(DecodeError::MalformedPacket(
-            "variable byte integer longer than 4 bytes",
-        ))
+        Err(DecodeError::MalformedPacket("variable byte integer longer than 4 bytes"))
     }
 
     /// Zero-copy slice of the next `n` bytes.
@@ -347,11 +332,7 @@ impl Reader {
         let start = self.pos;
         let end = match self.pos.checked_add(n) {
             Some(end) if end <= self.buf.len() => end,
-            _ => {
-                return Err(DecodeError::MalformedPacket(
-                    "property length exceeds the packet",
-                ))
-            }
+            _ => return Err(DecodeError::MalformedPacket("property length exceeds the packet")),
         };
         self.pos = end;
         Ok(Reader::new(self.buf.slice(start..end), eof))
@@ -362,9 +343,7 @@ impl Reader {
         if self.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::MalformedPacket(
-                "trailing bytes after the packet contents",
-            ))
+            Err(DecodeError::MalformedPacket("trailing bytes after the packet contents"))
         }
     }
 }
@@ -487,18 +466,8 @@ impl Ctx {
             Ctx::PubResp | Ctx::SubAck | Ctx::UnsubAck => bits(&[REASON_STRING, USER_PROPERTY]),
             Ctx::Subscribe => bits(&[SUBSCRIPTION_IDENTIFIER, USER_PROPERTY]),
             Ctx::Unsubscribe => bits(&[USER_PROPERTY]),
-            Ctx::Disconnect => bits(&[
-                SESSION_EXPIRY_INTERVAL,
-                SERVER_REFERENCE,
-                REASON_STRING,
-                USER_PROPERTY,
-            ]),
-            Ctx::Auth => bits(&[
-                AUTHENTICATION_METHOD,
-                AUTHENTICATION_DATA,
-                REASON_STRING,
-                USER_PROPERTY,
-            ]),
+            Ctx::Disconnect => bits(&[SESSION_EXPIRY_INTERVAL, SERVER_REFERENCE, REASON_STRING, USER_PROPERTY]),
+            Ctx::Auth => bits(&[AUTHENTICATION_METHOD, AUTHENTICATION_DATA, REASON_STRING, USER_PROPERTY]),
         }
     }
 
@@ -509,9 +478,7 @@ impl Ctx {
 
 fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), DecodeError> {
     if slot.is_some() {
-        return Err(DecodeError::ProtocolError(
-            "property appears more than once",
-        ));
+        return Err(DecodeError::ProtocolError("property appears more than once"));
     }
     *slot = Some(value);
     Ok(())
@@ -533,15 +500,12 @@ fn decode_properties(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
     let mut props = Properties::default();
     while !p.is_empty() {
         let ident = p.varint()?;
-        let ident = u8::try_from(ident)
-            .map_err(|_| DecodeError::MalformedPacket("unknown property identifier"))?;
+        let ident = u8::try_from(ident).map_err(|_| DecodeError::MalformedPacket("unknown property identifier"))?;
         if !is_known_property(ident) {
             return Err(DecodeError::MalformedPacket("unknown property identifier"));
         }
         if !ctx.allows(ident) {
-            return Err(DecodeError::ProtocolError(
-                "property not allowed on this packet type",
-            ));
+            return Err(DecodeError::ProtocolError("property not allowed on this packet type"));
         }
         match ident {
             PAYLOAD_FORMAT_INDICATOR => {
@@ -553,9 +517,7 @@ fn decode_properties(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
             RESPONSE_TOPIC => {
                 let t = p.string()?;
                 if !crate::topic::valid_topic_name(&t) {
-                    return Err(DecodeError::ProtocolError(
-                        "response topic is not a valid topic name",
-                    ));
+                    return Err(DecodeError::ProtocolError("response topic is not a valid topic name"));
                 }
                 set_once(&mut props.response_topic, t)?;
             }
@@ -566,16 +528,12 @@ fn decode_properties(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
                     return Err(DecodeError::ProtocolError("subscription identifier 0"));
                 }
                 if ctx != Ctx::Publish && !props.subscription_identifiers.is_empty() {
-                    return Err(DecodeError::ProtocolError(
-                        "property appears more than once",
-                    ));
+                    return Err(DecodeError::ProtocolError("property appears more than once"));
                 }
                 props.subscription_identifiers.push(v);
             }
             SESSION_EXPIRY_INTERVAL => set_once(&mut props.session_expiry_interval, p.u32()?)?,
-            ASSIGNED_CLIENT_IDENTIFIER => {
-                set_once(&mut props.assigned_client_identifier, p.string()?)?
-            }
+            ASSIGNED_CLIENT_IDENTIFIER => set_once(&mut props.assigned_client_identifier, p.string()?)?,
             SERVER_KEEP_ALIVE => set_once(&mut props.server_keep_alive, p.u16()?)?,
             AUTHENTICATION_METHOD => set_once(&mut props.authentication_method, p.string()?)?,
             AUTHENTICATION_DATA => set_once(&mut props.authentication_data, p.binary()?)?,
@@ -642,9 +600,7 @@ fn decode_properties(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
         }
     }
     if props.authentication_data.is_some() && props.authentication_method.is_none() {
-        return Err(DecodeError::ProtocolError(
-            "authentication data without authentication method",
-        ));
+        return Err(DecodeError::ProtocolError("authentication data without authentication method"));
     }
     Ok(props)
 }
@@ -705,20 +661,13 @@ fn is_known_property(ident: u8) -> bool {
 ///
 /// On error the state of `buf` is unspecified (the offending frame may or may
 /// not have been consumed): the connection must be closed anyway.
-pub fn decode(
-    buf: &mut BytesMut,
-    protocol: Protocol,
-    max_packet_size: usize,
-) -> Result<Option<Packet>, DecodeError> {
+pub fn decode(buf: &mut BytesMut, protocol: Protocol, max_packet_size: usize) -> Result<Option<Packet>, DecodeError> {
     let Some((first, header_len, remaining)) = fixed_header(buf)? else {
         return Ok(None);
     };
     let total = header_len + remaining;
     if total > max_packet_size {
-        return Err(DecodeError::PacketTooLarge {
-            size: total,
-            max: max_packet_size,
-        });
+        return Err(DecodeError::PacketTooLarge { size: total, max: max_packet_size });
     }
     if buf.len() < total {
         return Ok(None);
@@ -791,65 +740,30 @@ fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let password_flag = flags & 0x40 != 0;
     let username_flag = flags & 0x80 != 0;
     if !will_flag && (will_qos != 0 || will_retain) {
-        return Err(DecodeError::MalformedPacket(
-            "will QoS or will retain set without will flag",
-        ));
+        return Err(DecodeError::MalformedPacket("will QoS or will retain set without will flag"));
     }
     let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::MalformedPacket("will QoS 3"))?;
     if !v5 && password_flag && !username_flag {
-        return Err(DecodeError::MalformedPacket(
-            "password flag set without user name flag",
-        ));
+        return Err(DecodeError::MalformedPacket("password flag set without user name flag"));
     }
     let keep_alive = r.u16()?;
-    let properties = if v5 {
-        decode_properties(r, Ctx::Connect)?
-    } else {
-        Properties::default()
-    };
+    let properties = if v5 { decode_properties(r, Ctx::Connect)? } else { Properties::default() };
 
     let client_id = r.string()?;
     let will = if will_flag {
-        let properties = if v5 {
-            decode_properties(r, Ctx::Will)?
-        } else {
-            Properties::default()
-        };
+        let properties = if v5 { decode_properties(r, Ctx::Will)? } else { Properties::default() };
         let topic = r.string()?;
         if !crate::topic::valid_topic_name(&topic) {
             return Err(DecodeError::TopicNameInvalid);
         }
         let payload = r.binary()?;
-        Some(Will {
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-            properties,
-        })
+        Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties })
     } else {
         None
     };
-    let username = if username_flag {
-        Some(r.string()?)
-    } else {
-        None
-    };
-    let password = if password_flag {
-        Some(r.binary()?)
-    } else {
-        None
-    };
-    Ok(Connect {
-        protocol,
-        clean_start,
-        keep_alive,
-        client_id,
-        will,
-        username,
-        password,
-        properties,
-    })
+    let username = if username_flag { Some(r.string()?) } else { None };
+    let password = if password_flag { Some(r.binary()?) } else { None };
+    Ok(Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties })
 }
 
 /// MQTT 5 reason code for a 3.1.1 CONNACK return code (the inverse of
@@ -875,27 +789,16 @@ fn decode_connack(r: &mut Reader, v5: bool) -> Result<ConnAck, DecodeError> {
     let raw = r.u8()?;
     let code = if v5 { raw } else { connack_from_v311(raw)? };
     if session_present && code != 0 {
-        return Err(DecodeError::ProtocolError(
-            "session present with a failure code",
-        ));
+        return Err(DecodeError::ProtocolError("session present with a failure code"));
     }
-    let properties = if v5 {
-        decode_properties(r, Ctx::ConnAck)?
-    } else {
-        Properties::default()
-    };
-    Ok(ConnAck {
-        session_present,
-        code,
-        properties,
-    })
+    let properties = if v5 { decode_properties(r, Ctx::ConnAck)? } else { Properties::default() };
+    Ok(ConnAck { session_present, code, properties })
 }
 
 fn decode_publish(r: &mut Reader, first: u8, v5: bool) -> Result<Publish, DecodeError> {
     let dup = first & 0x08 != 0;
     let retain = first & 0x01 != 0;
-    let qos = QoS::from_u8((first >> 1) & 0b11)
-        .ok_or(DecodeError::MalformedPacket("PUBLISH with QoS 3"))?;
+    let qos = QoS::from_u8((first >> 1) & 0b11).ok_or(DecodeError::MalformedPacket("PUBLISH with QoS 3"))?;
     if dup && qos == QoS::AtMostOnce {
         return Err(if v5 {
             DecodeError::ProtocolError("DUP flag set on a QoS 0 PUBLISH")
@@ -907,36 +810,18 @@ fn decode_publish(r: &mut Reader, first: u8, v5: bool) -> Result<Publish, Decode
     if topic.contains(['+', '#']) {
         return Err(DecodeError::TopicNameInvalid);
     }
-    let packet_id = if qos == QoS::AtMostOnce {
-        0
-    } else {
-        packet_id(r)?
-    };
-    let properties = if v5 {
-        decode_properties(r, Ctx::Publish)?
-    } else {
-        Properties::default()
-    };
+    let packet_id = if qos == QoS::AtMostOnce { 0 } else { packet_id(r)? };
+    let properties = if v5 { decode_properties(r, Ctx::Publish)? } else { Properties::default() };
     if topic.is_empty() {
         if !v5 {
             return Err(DecodeError::TopicNameInvalid);
         }
         if properties.topic_alias.is_none() {
-            return Err(DecodeError::ProtocolError(
-                "empty topic name without a topic alias",
-            ));
+            return Err(DecodeError::ProtocolError("empty topic name without a topic alias"));
         }
     }
     let payload = r.rest();
-    Ok(Publish {
-        dup,
-        qos,
-        retain,
-        topic,
-        packet_id,
-        payload,
-        properties,
-    })
+    Ok(Publish { dup, qos, retain, topic, packet_id, payload, properties })
 }
 
 fn decode_pubresp(r: &mut Reader, v5: bool) -> Result<PubResp, DecodeError> {
@@ -953,11 +838,7 @@ fn decode_pubresp(r: &mut Reader, v5: bool) -> Result<PubResp, DecodeError> {
 
 fn decode_subscribe(r: &mut Reader, v5: bool) -> Result<Subscribe, DecodeError> {
     let packet_id = packet_id(r)?;
-    let properties = if v5 {
-        decode_properties(r, Ctx::Subscribe)?
-    } else {
-        Properties::default()
-    };
+    let properties = if v5 { decode_properties(r, Ctx::Subscribe)? } else { Properties::default() };
     let mut filters = Vec::new();
     while !r.is_empty() {
         let filter = r.string()?;
@@ -965,9 +846,7 @@ fn decode_subscribe(r: &mut Reader, v5: bool) -> Result<Subscribe, DecodeError> 
         let qos = QoS::from_u8(opts & 0b11);
         let options = if v5 {
             if opts & 0xC0 != 0 {
-                return Err(DecodeError::MalformedPacket(
-                    "subscription options reserved bits set",
-                ));
+                return Err(DecodeError::MalformedPacket("subscription options reserved bits set"));
             }
             let qos = qos.ok_or(DecodeError::ProtocolError("subscription with QoS 3"))?;
             let retain_handling = (opts >> 4) & 0b11;
@@ -976,45 +855,26 @@ fn decode_subscribe(r: &mut Reader, v5: bool) -> Result<Subscribe, DecodeError> 
             }
             let no_local = opts & 0x04 != 0;
             if no_local && filter.starts_with("$share/") {
-                return Err(DecodeError::ProtocolError(
-                    "no local set on a shared subscription",
-                ));
+                return Err(DecodeError::ProtocolError("no local set on a shared subscription"));
             }
-            SubOptions {
-                qos,
-                no_local,
-                retain_as_published: opts & 0x08 != 0,
-                retain_handling,
-            }
+            SubOptions { qos, no_local, retain_as_published: opts & 0x08 != 0, retain_handling }
         } else {
             if opts & 0xFC != 0 {
-                return Err(DecodeError::MalformedPacket(
-                    "requested QoS reserved bits set",
-                ));
+                return Err(DecodeError::MalformedPacket("requested QoS reserved bits set"));
             }
             SubOptions::qos(qos.ok_or(DecodeError::MalformedPacket("subscription with QoS 3"))?)
         };
         filters.push((filter, options));
     }
     if filters.is_empty() {
-        return Err(DecodeError::ProtocolError(
-            "SUBSCRIBE without topic filters",
-        ));
+        return Err(DecodeError::ProtocolError("SUBSCRIBE without topic filters"));
     }
-    Ok(Subscribe {
-        packet_id,
-        filters,
-        properties,
-    })
+    Ok(Subscribe { packet_id, filters, properties })
 }
 
 fn decode_suback(r: &mut Reader, v5: bool) -> Result<SubAck, DecodeError> {
     let packet_id = packet_id(r)?;
-    let properties = if v5 {
-        decode_properties(r, Ctx::SubAck)?
-    } else {
-        Properties::default()
-    };
+    let properties = if v5 { decode_properties(r, Ctx::SubAck)? } else { Properties::default() };
     let reasons = r.rest().to_vec();
     if reasons.is_empty() {
         return Err(DecodeError::ProtocolError("SUBACK without return codes"));
@@ -1022,55 +882,33 @@ fn decode_suback(r: &mut Reader, v5: bool) -> Result<SubAck, DecodeError> {
     if !v5 && reasons.iter().any(|&c| c > 2 && c != 0x80) {
         return Err(DecodeError::MalformedPacket("invalid SUBACK return code"));
     }
-    Ok(SubAck {
-        packet_id,
-        reasons,
-        properties,
-    })
+    Ok(SubAck { packet_id, reasons, properties })
 }
 
 fn decode_unsubscribe(r: &mut Reader, v5: bool) -> Result<Unsubscribe, DecodeError> {
     let packet_id = packet_id(r)?;
-    let properties = if v5 {
-        decode_properties(r, Ctx::Unsubscribe)?
-    } else {
-        Properties::default()
-    };
+    let properties = if v5 { decode_properties(r, Ctx::Unsubscribe)? } else { Properties::default() };
     let mut filters = Vec::new();
     while !r.is_empty() {
         filters.push(r.string()?);
     }
     if filters.is_empty() {
-        return Err(DecodeError::ProtocolError(
-            "UNSUBSCRIBE without topic filters",
-        ));
+        return Err(DecodeError::ProtocolError("UNSUBSCRIBE without topic filters"));
     }
-    Ok(Unsubscribe {
-        packet_id,
-        filters,
-        properties,
-    })
+    Ok(Unsubscribe { packet_id, filters, properties })
 }
 
 fn decode_unsuback(r: &mut Reader, v5: bool) -> Result<UnsubAck, DecodeError> {
     let packet_id = packet_id(r)?;
     if !v5 {
-        return Ok(UnsubAck {
-            packet_id,
-            reasons: Vec::new(),
-            properties: Properties::default(),
-        });
+        return Ok(UnsubAck { packet_id, reasons: Vec::new(), properties: Properties::default() });
     }
     let properties = decode_properties(r, Ctx::UnsubAck)?;
     let reasons = r.rest().to_vec();
     if reasons.is_empty() {
         return Err(DecodeError::ProtocolError("UNSUBACK without reason codes"));
     }
-    Ok(UnsubAck {
-        packet_id,
-        reasons,
-        properties,
-    })
+    Ok(UnsubAck { packet_id, reasons, properties })
 }
 
 fn decode_disconnect(r: &mut Reader, v5: bool) -> Result<Disconnect, DecodeError> {
@@ -1191,10 +1029,7 @@ fn check<S: Sink>(ok: bool, err: EncodeError) -> Result<(), EncodeError> {
 }
 
 fn put_str<S: Sink>(s: &mut S, v: &str) -> Result<(), EncodeError> {
-    check::<S>(
-        v.len() <= MAX_FIELD_LENGTH,
-        EncodeError::FieldTooLong { len: v.len() },
-    )?;
+    check::<S>(v.len() <= MAX_FIELD_LENGTH, EncodeError::FieldTooLong { len: v.len() })?;
     if S::VALIDATE && v.contains('\0') {
         return Err(EncodeError::InvalidPacket("string contains U+0000"));
     }
@@ -1204,10 +1039,7 @@ fn put_str<S: Sink>(s: &mut S, v: &str) -> Result<(), EncodeError> {
 }
 
 fn put_bin<S: Sink>(s: &mut S, v: &[u8]) -> Result<(), EncodeError> {
-    check::<S>(
-        v.len() <= MAX_FIELD_LENGTH,
-        EncodeError::FieldTooLong { len: v.len() },
-    )?;
+    check::<S>(v.len() <= MAX_FIELD_LENGTH, EncodeError::FieldTooLong { len: v.len() })?;
     s.put_u16(v.len() as u16);
     s.put_slice(v);
     Ok(())
@@ -1230,10 +1062,7 @@ fn props_len(p: &Properties, ctx: Ctx) -> usize {
 /// Property length prefix followed by the properties allowed in `ctx`.
 fn put_props<S: Sink>(s: &mut S, p: &Properties, ctx: Ctx) -> Result<(), EncodeError> {
     let len = props_len(p, ctx);
-    check::<S>(
-        len <= MAX_REMAINING_LENGTH,
-        EncodeError::PacketTooLarge { size: len },
-    )?;
+    check::<S>(len <= MAX_REMAINING_LENGTH, EncodeError::PacketTooLarge { size: len })?;
     s.put_varint(len as u32);
     props_body(s, p, ctx)
 }
@@ -1304,11 +1133,7 @@ fn props_body<S: Sink>(s: &mut S, p: &Properties, ctx: Ctx) -> Result<(), Encode
         }
     }
     prop!(SESSION_EXPIRY_INTERVAL, p.session_expiry_interval, u32_);
-    prop!(
-        ASSIGNED_CLIENT_IDENTIFIER,
-        p.assigned_client_identifier,
-        str_
-    );
+    prop!(ASSIGNED_CLIENT_IDENTIFIER, p.assigned_client_identifier, str_);
     prop!(SERVER_KEEP_ALIVE, p.server_keep_alive, u16_);
     prop!(AUTHENTICATION_METHOD, p.authentication_method, str_);
     if on(AUTHENTICATION_DATA) {
@@ -1323,38 +1148,24 @@ fn props_body<S: Sink>(s: &mut S, p: &Properties, ctx: Ctx) -> Result<(), Encode
             flag_ok(v, "request problem information must be 0 or 1")?;
         }
     }
-    prop!(
-        REQUEST_PROBLEM_INFORMATION,
-        p.request_problem_information,
-        u8_
-    );
+    prop!(REQUEST_PROBLEM_INFORMATION, p.request_problem_information, u8_);
     prop!(WILL_DELAY_INTERVAL, p.will_delay_interval, u32_);
     if on(REQUEST_RESPONSE_INFORMATION) {
         if let Some(v) = p.request_response_information {
             flag_ok(v, "request response information must be 0 or 1")?;
         }
     }
-    prop!(
-        REQUEST_RESPONSE_INFORMATION,
-        p.request_response_information,
-        u8_
-    );
+    prop!(REQUEST_RESPONSE_INFORMATION, p.request_response_information, u8_);
     prop!(RESPONSE_INFORMATION, p.response_information, str_);
     prop!(SERVER_REFERENCE, p.server_reference, str_);
     prop!(REASON_STRING, p.reason_string, str_);
     if on(RECEIVE_MAXIMUM) {
-        check::<S>(
-            p.receive_maximum != Some(0),
-            EncodeError::InvalidPacket("receive maximum 0"),
-        )?;
+        check::<S>(p.receive_maximum != Some(0), EncodeError::InvalidPacket("receive maximum 0"))?;
     }
     prop!(RECEIVE_MAXIMUM, p.receive_maximum, u16_);
     prop!(TOPIC_ALIAS_MAXIMUM, p.topic_alias_maximum, u16_);
     if on(TOPIC_ALIAS) {
-        check::<S>(
-            p.topic_alias != Some(0),
-            EncodeError::InvalidPacket("topic alias 0"),
-        )?;
+        check::<S>(p.topic_alias != Some(0), EncodeError::InvalidPacket("topic alias 0"))?;
     }
     prop!(TOPIC_ALIAS, p.topic_alias, u16_);
     if on(MAXIMUM_QOS) {
@@ -1377,10 +1188,7 @@ fn props_body<S: Sink>(s: &mut S, p: &Properties, ctx: Ctx) -> Result<(), Encode
         }
     }
     if on(MAXIMUM_PACKET_SIZE) {
-        check::<S>(
-            p.maximum_packet_size != Some(0),
-            EncodeError::InvalidPacket("maximum packet size 0"),
-        )?;
+        check::<S>(p.maximum_packet_size != Some(0), EncodeError::InvalidPacket("maximum packet size 0"))?;
     }
     prop!(MAXIMUM_PACKET_SIZE, p.maximum_packet_size, u32_);
     for (ident, v, what) in [
@@ -1473,10 +1281,7 @@ fn put_body<S: Sink>(s: &mut S, packet: &Packet, protocol: Protocol) -> Result<(
             Ok(())
         }
         Packet::Auth(a) => {
-            check::<S>(
-                v5,
-                EncodeError::Unsupported("AUTH does not exist in MQTT 3.1.1"),
-            )?;
+            check::<S>(v5, EncodeError::Unsupported("AUTH does not exist in MQTT 3.1.1"))?;
             if a.reason != 0 || props_len(&a.properties, Ctx::Auth) != 0 {
                 s.put_u8(a.reason);
                 put_props(s, &a.properties, Ctx::Auth)?;
@@ -1558,14 +1363,10 @@ fn put_publish<S: Sink>(s: &mut S, p: &Publish, v5: bool) -> Result<(), EncodeEr
                 return Err(EncodeError::InvalidPacket("empty topic name in MQTT 3.1.1"));
             }
             if p.properties.topic_alias.is_none() {
-                return Err(EncodeError::InvalidPacket(
-                    "empty topic name without a topic alias",
-                ));
+                return Err(EncodeError::InvalidPacket("empty topic name without a topic alias"));
             }
         } else if p.topic.contains(['+', '#']) {
-            return Err(EncodeError::InvalidPacket(
-                "wildcard in a PUBLISH topic name",
-            ));
+            return Err(EncodeError::InvalidPacket("wildcard in a PUBLISH topic name"));
         }
     }
     put_str(s, &p.topic)?;
@@ -1580,10 +1381,7 @@ fn put_publish<S: Sink>(s: &mut S, p: &Publish, v5: bool) -> Result<(), EncodeEr
 }
 
 fn put_subscribe<S: Sink>(s: &mut S, sub: &Subscribe, v5: bool) -> Result<(), EncodeError> {
-    check::<S>(
-        !sub.filters.is_empty(),
-        EncodeError::InvalidPacket("SUBSCRIBE without topic filters"),
-    )?;
+    check::<S>(!sub.filters.is_empty(), EncodeError::InvalidPacket("SUBSCRIBE without topic filters"))?;
     put_packet_id(s, sub.packet_id)?;
     if v5 {
         put_props(s, &sub.properties, Ctx::Subscribe)?;
@@ -1592,10 +1390,7 @@ fn put_subscribe<S: Sink>(s: &mut S, sub: &Subscribe, v5: bool) -> Result<(), En
         put_str(s, filter)?;
         let mut opts = o.qos as u8;
         if v5 {
-            check::<S>(
-                o.retain_handling <= 2,
-                EncodeError::InvalidPacket("retain handling above 2"),
-            )?;
+            check::<S>(o.retain_handling <= 2, EncodeError::InvalidPacket("retain handling above 2"))?;
             check::<S>(
                 !(o.no_local && filter.starts_with("$share/")),
                 EncodeError::InvalidPacket("no local set on a shared subscription"),
@@ -1610,31 +1405,21 @@ fn put_subscribe<S: Sink>(s: &mut S, sub: &Subscribe, v5: bool) -> Result<(), En
 }
 
 fn put_suback<S: Sink>(s: &mut S, a: &SubAck, v5: bool) -> Result<(), EncodeError> {
-    check::<S>(
-        !a.reasons.is_empty(),
-        EncodeError::InvalidPacket("SUBACK without return codes"),
-    )?;
+    check::<S>(!a.reasons.is_empty(), EncodeError::InvalidPacket("SUBACK without return codes"))?;
     put_packet_id(s, a.packet_id)?;
     if v5 {
         put_props(s, &a.properties, Ctx::SubAck)?;
         s.put_slice(&a.reasons);
     } else {
         for &code in &a.reasons {
-            s.put_u8(if code <= 2 {
-                code
-            } else {
-                reason::UNSPECIFIED_ERROR
-            });
+            s.put_u8(if code <= 2 { code } else { reason::UNSPECIFIED_ERROR });
         }
     }
     Ok(())
 }
 
 fn put_unsubscribe<S: Sink>(s: &mut S, u: &Unsubscribe, v5: bool) -> Result<(), EncodeError> {
-    check::<S>(
-        !u.filters.is_empty(),
-        EncodeError::InvalidPacket("UNSUBSCRIBE without topic filters"),
-    )?;
+    check::<S>(!u.filters.is_empty(), EncodeError::InvalidPacket("UNSUBSCRIBE without topic filters"))?;
     put_packet_id(s, u.packet_id)?;
     if v5 {
         put_props(s, &u.properties, Ctx::Unsubscribe)?;
@@ -1648,10 +1433,7 @@ fn put_unsubscribe<S: Sink>(s: &mut S, u: &Unsubscribe, v5: bool) -> Result<(), 
 fn put_unsuback<S: Sink>(s: &mut S, a: &UnsubAck, v5: bool) -> Result<(), EncodeError> {
     put_packet_id(s, a.packet_id)?;
     if v5 {
-        check::<S>(
-            !a.reasons.is_empty(),
-            EncodeError::InvalidPacket("UNSUBACK without reason codes"),
-        )?;
+        check::<S>(!a.reasons.is_empty(), EncodeError::InvalidPacket("UNSUBACK without reason codes"))?;
         put_props(s, &a.properties, Ctx::UnsubAck)?;
         s.put_slice(&a.reasons);
     }

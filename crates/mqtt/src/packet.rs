@@ -196,19 +196,11 @@ pub struct PubResp {
 impl PubResp {
     /// A successful response (reason 0, no properties).
     pub fn new(packet_id: u16) -> Self {
-        PubResp {
-            packet_id,
-            reason: 0,
-            properties: Properties::default(),
-        }
+        PubResp { packet_id, reason: 0, properties: Properties::default() }
     }
     /// A response with the given MQTT 5 reason code and no properties.
     pub fn with_reason(packet_id: u16, reason: u8) -> Self {
-        PubResp {
-            packet_id,
-            reason,
-            properties: Properties::default(),
-        }
+        PubResp { packet_id, reason, properties: Properties::default() }
     }
 }
 
@@ -228,12 +220,7 @@ pub struct SubOptions {
 impl SubOptions {
     /// Options with the given QoS and every MQTT 5 option at its default.
     pub fn qos(qos: QoS) -> Self {
-        SubOptions {
-            qos,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: 0,
-        }
+        SubOptions { qos, no_local: false, retain_as_published: false, retain_handling: 0 }
     }
 }
 

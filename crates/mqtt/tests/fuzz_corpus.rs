@@ -17,20 +17,14 @@ fn corpus_dir() -> PathBuf {
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for (tag, proto, samples) in [
-        ("v5", Protocol::V5, samples_v5()),
-        ("v311", Protocol::V311, samples_v311()),
-    ] {
+    for (tag, proto, samples) in [("v5", Protocol::V5, samples_v5()), ("v311", Protocol::V311, samples_v311())] {
         for (i, p) in samples.iter().enumerate() {
             let name = format!("{tag}-{i:02}-{}", p.name().to_ascii_lowercase());
             out.push((name, enc(p, proto)));
         }
     }
     // A whole 3.1.1 session in one input: the decode loop walks through it.
-    let session: Vec<u8> = samples_v311()
-        .iter()
-        .flat_map(|p| enc(p, Protocol::V311))
-        .collect();
+    let session: Vec<u8> = samples_v311().iter().flat_map(|p| enc(p, Protocol::V311)).collect();
     out.push(("v311-session".to_owned(), session));
     out
 }
@@ -67,16 +61,9 @@ fn seed_corpus_is_valid() {
             }
             packets > 0 && buf.is_empty()
         });
-        assert!(
-            decodes_fully,
-            "{} is not a sequence of valid packets",
-            path.display()
-        );
+        assert!(decodes_fully, "{} is not a sequence of valid packets", path.display());
         fuzz_one(&data);
         count += 1;
     }
-    assert!(
-        count >= seeds().len(),
-        "seed corpus incomplete: {count} files"
-    );
+    assert!(count >= seeds().len(), "seed corpus incomplete: {count} files");
 }

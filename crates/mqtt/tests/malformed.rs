@@ -40,31 +40,20 @@ fn reserved_packet_type() {
 #[test]
 fn auth_is_not_a_v311_packet() {
     assert!(malformed(dec_err(&[0xF0, 0x00], V3)));
-    assert_eq!(
-        dec(&[0xF0, 0x00], V5).unwrap().unwrap(),
-        Packet::Auth(Auth::default())
-    );
+    assert_eq!(dec(&[0xF0, 0x00], V5).unwrap().unwrap(), Packet::Auth(Auth::default()));
 }
 
 #[test]
 fn fixed_header_flags() {
     let good = |first: u8, body: &[u8]| frame(first, body);
     // Types whose flags must be 0.
-    for first in [
-        0x11u8, 0x18, 0x21, 0x41, 0x52, 0x74, 0x92, 0xB8, 0xC1, 0xD2, 0xE4, 0xF8,
-    ] {
-        assert!(
-            malformed(frame_len(&[first], MAX).unwrap_err()),
-            "{first:#x}"
-        );
+    for first in [0x11u8, 0x18, 0x21, 0x41, 0x52, 0x74, 0x92, 0xB8, 0xC1, 0xD2, 0xE4, 0xF8] {
+        assert!(malformed(frame_len(&[first], MAX).unwrap_err()), "{first:#x}");
         assert_malformed_both(&good(first, &[0x00, 0x01]));
     }
     // PUBREL, SUBSCRIBE, UNSUBSCRIBE must be 0010.
     for first in [0x60u8, 0x63, 0x6A, 0x80, 0x83, 0xA0, 0xA3, 0xAF] {
-        assert!(
-            malformed(frame_len(&[first], MAX).unwrap_err()),
-            "{first:#x}"
-        );
+        assert!(malformed(frame_len(&[first], MAX).unwrap_err()), "{first:#x}");
     }
     assert_malformed_both(&[0x60, 0x02, 0x00, 0x01]);
 }
@@ -99,40 +88,19 @@ fn remaining_length_longer_than_four_bytes() {
 fn too_large_is_refused_before_the_body_arrives() {
     // PUBLISH announcing 1000 bytes of body; only the fixed header is here.
     let header = [0x30, 0xE8, 0x07];
-    assert_eq!(
-        frame_len(&header, 100),
-        Err(DecodeError::PacketTooLarge {
-            size: 1003,
-            max: 100
-        })
-    );
+    assert_eq!(frame_len(&header, 100), Err(DecodeError::PacketTooLarge { size: 1003, max: 100 }));
     let mut buf = BytesMut::from(&header[..]);
-    assert_eq!(
-        decode(&mut buf, V5, 100),
-        Err(DecodeError::PacketTooLarge {
-            size: 1003,
-            max: 100
-        })
-    );
+    assert_eq!(decode(&mut buf, V5, 100), Err(DecodeError::PacketTooLarge { size: 1003, max: 100 }));
     assert_eq!(buf.len(), 3, "nothing consumed");
     // The limit counts the fixed header: exactly at the limit is fine.
     let ping = [0xC0, 0x00];
     assert_eq!(frame_len(&ping, 2), Ok(Some(2)));
-    assert!(matches!(
-        frame_len(&ping, 1),
-        Err(DecodeError::PacketTooLarge { size: 2, max: 1 })
-    ));
+    assert!(matches!(frame_len(&ping, 1), Err(DecodeError::PacketTooLarge { size: 2, max: 1 })));
     // Maximum varint with a huge limit: just waits for the body.
-    assert_eq!(
-        frame_len(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F], usize::MAX),
-        Ok(None)
-    );
+    assert_eq!(frame_len(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F], usize::MAX), Ok(None));
     assert_eq!(
         frame_len(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F], 1 << 20),
-        Err(DecodeError::PacketTooLarge {
-            size: 268_435_460,
-            max: 1 << 20
-        })
+        Err(DecodeError::PacketTooLarge { size: 268_435_460, max: 1 << 20 })
     );
 }
 
@@ -162,26 +130,17 @@ fn trailing_bytes_are_rejected() {
     assert!(malformed(dec_err(&[0x20, 0x03, 0x00, 0x00, 0x00], V3))); // 3.1.1 CONNACK
     assert!(malformed(dec_err(&[0xB0, 0x03, 0x00, 0x01, 0x00], V3))); // 3.1.1 UNSUBACK
                                                                       // v5 PUBACK: reason, empty properties, then junk.
-    assert!(malformed(dec_err(
-        &[0x40, 0x05, 0x00, 0x01, 0x00, 0x00, 0xFF],
-        V5
-    )));
+    assert!(malformed(dec_err(&[0x40, 0x05, 0x00, 0x01, 0x00, 0x00, 0xFF], V5)));
     // v5 DISCONNECT: reason, empty properties, then junk.
     assert!(malformed(dec_err(&[0xE0, 0x03, 0x00, 0x00, 0x00], V5)));
     // v5 CONNACK with a trailing byte.
-    assert!(malformed(dec_err(
-        &[0x20, 0x04, 0x00, 0x00, 0x00, 0x00],
-        V5
-    )));
+    assert!(malformed(dec_err(&[0x20, 0x04, 0x00, 0x00, 0x00, 0x00], V5)));
     // CONNECT with a byte after the client identifier.
     let mut c = connect_body(4, 0x02, &[]);
     c.push(0xAA);
     assert_malformed_both(&frame(0x10, &c));
     // SUBSCRIBE whose last entry lacks its options byte.
-    assert_malformed_both(&frame(
-        0x82,
-        &cat(&[&[0x00, 0x01], &s("a"), &[0x00], &s("b")]),
-    ));
+    assert_malformed_both(&frame(0x82, &cat(&[&[0x00, 0x01], &s("a"), &[0x00], &s("b")])));
 }
 
 // ---------------------------------------------------------------------------
@@ -209,10 +168,7 @@ fn packet_identifier_zero() {
         }
     }
     assert!(protocol_error(dec_err(&[0xB0, 0x02, 0x00, 0x00], V3)));
-    assert!(protocol_error(dec_err(
-        &[0xB0, 0x04, 0x00, 0x00, 0x00, 0x00],
-        V5
-    )));
+    assert!(protocol_error(dec_err(&[0xB0, 0x04, 0x00, 0x00, 0x00, 0x00], V5)));
 }
 
 // ---------------------------------------------------------------------------
@@ -240,10 +196,7 @@ fn invalid_utf8_and_nul() {
         assert_eq!(dec_err(&sub, V3), DecodeError::InvalidUtf8);
         // v5 user property value.
         let props = cat(&[&[0x26], &s("k"), &b(raw)]);
-        let bytes = frame(
-            0x40,
-            &cat(&[&[0x00, 0x01, 0x00], &[props.len() as u8], &props]),
-        );
+        let bytes = frame(0x40, &cat(&[&[0x00, 0x01, 0x00], &[props.len() as u8], &props]));
         assert_eq!(dec_err(&bytes, V5), DecodeError::InvalidUtf8);
     }
     assert_eq!(DecodeError::InvalidUtf8.reason_code(), 0x81);
@@ -253,9 +206,7 @@ fn invalid_utf8_and_nul() {
 fn bom_is_kept_not_stripped() {
     let topic = "\u{FEFF}a";
     let bytes = frame(0x30, &s(topic));
-    let Packet::Publish(p) = dec(&bytes, V3).unwrap().unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = dec(&bytes, V3).unwrap().unwrap() else { panic!() };
     assert_eq!(p.topic, topic);
 }
 
@@ -280,31 +231,16 @@ fn connect_protocol_level() {
     for level in [0u8, 1, 2, 3, 6, 7, 255] {
         let bytes = frame(0x10, &connect_body(level, 0x02, &[]));
         for proto in [V3, V5] {
-            assert_eq!(
-                dec_err(&bytes, proto),
-                DecodeError::UnsupportedProtocolVersion(level)
-            );
+            assert_eq!(dec_err(&bytes, proto), DecodeError::UnsupportedProtocolVersion(level));
         }
     }
-    assert_eq!(
-        DecodeError::UnsupportedProtocolVersion(3).reason_code(),
-        0x84
-    );
+    assert_eq!(DecodeError::UnsupportedProtocolVersion(3).reason_code(), 0x84);
     // MQTT 3.1 as mosquitto_pub -V mqttv31 sends it.
-    let mqisdp = frame(
-        0x10,
-        &cat(&[&s("MQIsdp"), &[0x03, 0x02, 0x00, 0x3C], &s("c")]),
-    );
-    assert_eq!(
-        dec_err(&mqisdp, V3),
-        DecodeError::UnsupportedProtocolVersion(3)
-    );
+    let mqisdp = frame(0x10, &cat(&[&s("MQIsdp"), &[0x03, 0x02, 0x00, 0x3C], &s("c")]));
+    assert_eq!(dec_err(&mqisdp, V3), DecodeError::UnsupportedProtocolVersion(3));
     // Unsupported level is reported even when the rest is garbage.
     let short = frame(0x10, &cat(&[&s("MQTT"), &[0x06]]));
-    assert_eq!(
-        dec_err(&short, V3),
-        DecodeError::UnsupportedProtocolVersion(6)
-    );
+    assert_eq!(dec_err(&short, V3), DecodeError::UnsupportedProtocolVersion(6));
 }
 
 #[test]
@@ -330,33 +266,18 @@ fn connect_reserved_flag() {
 fn connect_will_flags() {
     for level in [4u8, 5] {
         // Will QoS 1 without will flag.
-        assert!(malformed(dec_err(
-            &frame(0x10, &connect_body(level, 0x0A, &[])),
-            V3
-        )));
+        assert!(malformed(dec_err(&frame(0x10, &connect_body(level, 0x0A, &[])), V3)));
         // Will QoS 2 without will flag.
-        assert!(malformed(dec_err(
-            &frame(0x10, &connect_body(level, 0x12, &[])),
-            V3
-        )));
+        assert!(malformed(dec_err(&frame(0x10, &connect_body(level, 0x12, &[])), V3)));
         // Will retain without will flag.
-        assert!(malformed(dec_err(
-            &frame(0x10, &connect_body(level, 0x22, &[])),
-            V3
-        )));
+        assert!(malformed(dec_err(&frame(0x10, &connect_body(level, 0x22, &[])), V3)));
         // Will QoS 3 with will flag.
         let will: &[u8] = &cat(&[if level == 5 { &[0x00] } else { &[] }, &s("w"), &b(b"x")]);
-        assert!(malformed(dec_err(
-            &frame(0x10, &connect_body(level, 0x1E, will)),
-            V3
-        )));
+        assert!(malformed(dec_err(&frame(0x10, &connect_body(level, 0x1E, will)), V3)));
         // Will flag with QoS 2 and retain is fine.
         assert!(dec(&frame(0x10, &connect_body(level, 0x36, will)), V3).is_ok());
         // Will flag set but will fields missing.
-        assert!(malformed(dec_err(
-            &frame(0x10, &connect_body(level, 0x06, &[])),
-            V3
-        )));
+        assert!(malformed(dec_err(&frame(0x10, &connect_body(level, 0x06, &[])), V3)));
     }
 }
 
@@ -367,11 +288,7 @@ fn connect_will_topic_must_be_a_topic_name() {
             let pre: &[u8] = if level == 5 { &[0x00] } else { &[] };
             let will = cat(&[pre, &s(topic), &b(b"x")]);
             let bytes = frame(0x10, &connect_body(level, 0x06, &will));
-            assert_eq!(
-                dec_err(&bytes, V3),
-                DecodeError::TopicNameInvalid,
-                "{topic:?}"
-            );
+            assert_eq!(dec_err(&bytes, V3), DecodeError::TopicNameInvalid, "{topic:?}");
         }
     }
 }
@@ -381,9 +298,7 @@ fn connect_password_without_username() {
     let v3 = frame(0x10, &connect_body(4, 0x42, &b(b"pw")));
     assert!(malformed(dec_err(&v3, V3)));
     let v5 = frame(0x10, &connect_body(5, 0x42, &b(b"pw")));
-    let Packet::Connect(c) = dec(&v5, V3).unwrap().unwrap() else {
-        panic!()
-    };
+    let Packet::Connect(c) = dec(&v5, V3).unwrap().unwrap() else { panic!() };
     assert_eq!(c.username, None);
     assert_eq!(c.password.as_deref(), Some(&b"pw"[..]));
 }
@@ -417,12 +332,7 @@ fn suback_rules() {
     assert!(protocol_error(dec_err(&[0x90, 0x03, 0x00, 0x01, 0x00], V5)));
     assert!(protocol_error(dec_err(&[0xB0, 0x03, 0x00, 0x01, 0x00], V5)));
     // Any v5 SUBACK code is passed through.
-    let Packet::SubAck(a) = dec(&[0x90, 0x04, 0x00, 0x01, 0x00, 0xA2], V5)
-        .unwrap()
-        .unwrap()
-    else {
-        panic!()
-    };
+    let Packet::SubAck(a) = dec(&[0x90, 0x04, 0x00, 0x01, 0x00, 0xA2], V5).unwrap().unwrap() else { panic!() };
     assert_eq!(a.reasons, [0xA2]);
 }
 
@@ -433,29 +343,15 @@ fn suback_rules() {
 #[test]
 fn publish_topic_rules() {
     for topic in ["a/+", "#", "a/#", "+"] {
-        assert_eq!(
-            dec_err(&frame(0x30, &s(topic)), V3),
-            DecodeError::TopicNameInvalid
-        );
-        assert_eq!(
-            dec_err(&frame(0x30, &cat(&[&s(topic), &[0]])), V5),
-            DecodeError::TopicNameInvalid
-        );
+        assert_eq!(dec_err(&frame(0x30, &s(topic)), V3), DecodeError::TopicNameInvalid);
+        assert_eq!(dec_err(&frame(0x30, &cat(&[&s(topic), &[0]])), V5), DecodeError::TopicNameInvalid);
     }
     assert_eq!(DecodeError::TopicNameInvalid.reason_code(), 0x90);
     // Empty topic: invalid in 3.1.1, needs a topic alias in 5.
-    assert_eq!(
-        dec_err(&frame(0x30, &s("")), V3),
-        DecodeError::TopicNameInvalid
-    );
-    assert!(protocol_error(dec_err(
-        &frame(0x30, &cat(&[&s(""), &[0x00]])),
-        V5
-    )));
+    assert_eq!(dec_err(&frame(0x30, &s("")), V3), DecodeError::TopicNameInvalid);
+    assert!(protocol_error(dec_err(&frame(0x30, &cat(&[&s(""), &[0x00]])), V5)));
     let aliased = frame(0x30, &cat(&[&s(""), &[0x03, 0x23, 0x00, 0x01], b"pay"]));
-    let Packet::Publish(p) = dec(&aliased, V5).unwrap().unwrap() else {
-        panic!()
-    };
+    let Packet::Publish(p) = dec(&aliased, V5).unwrap().unwrap() else { panic!() };
     assert_eq!(p.properties.topic_alias, Some(1));
     assert_eq!(&p.payload[..], b"pay");
     // '$' topics and empty levels are fine.
@@ -493,10 +389,7 @@ fn unsubscribe_without_filters() {
 #[test]
 fn v311_subscription_options() {
     for opts in [0x04u8, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFC] {
-        assert!(
-            malformed(dec_err(&subscribe(V3, &[("a", opts)]), V3)),
-            "{opts:#x}"
-        );
+        assert!(malformed(dec_err(&subscribe(V3, &[("a", opts)]), V3)), "{opts:#x}");
     }
     assert!(malformed(dec_err(&subscribe(V3, &[("a", 0x03)]), V3)));
     assert!(dec(&subscribe(V3, &[("a", 0x02)]), V3).is_ok());
@@ -512,46 +405,25 @@ fn v5_subscription_options() {
     // QoS 3.
     assert!(protocol_error(dec_err(&subscribe(V5, &[("a", 0x03)]), V5)));
     // No Local on a shared subscription.
-    assert!(protocol_error(dec_err(
-        &subscribe(V5, &[("$share/g/a", 0x04)]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&subscribe(V5, &[("$share/g/a", 0x04)]), V5)));
     // Everything legal at once.
-    let Packet::Subscribe(sub) = dec(&subscribe(V5, &[("a", 0x2E), ("$share/g/a", 0x09)]), V5)
-        .unwrap()
-        .unwrap()
-    else {
+    let Packet::Subscribe(sub) = dec(&subscribe(V5, &[("a", 0x2E), ("$share/g/a", 0x09)]), V5).unwrap().unwrap() else {
         panic!()
     };
     assert_eq!(
         sub.filters[0].1,
-        SubOptions {
-            qos: QoS::ExactlyOnce,
-            no_local: true,
-            retain_as_published: true,
-            retain_handling: 2
-        }
+        SubOptions { qos: QoS::ExactlyOnce, no_local: true, retain_as_published: true, retain_handling: 2 }
     );
     assert_eq!(
         sub.filters[1].1,
-        SubOptions {
-            qos: QoS::AtLeastOnce,
-            no_local: false,
-            retain_as_published: true,
-            retain_handling: 0
-        }
+        SubOptions { qos: QoS::AtLeastOnce, no_local: false, retain_as_published: true, retain_handling: 0 }
     );
 }
 
 #[test]
 fn topic_filters_are_left_to_the_broker() {
     // Invalid filters decode; the broker answers 0x8F per filter.
-    let Packet::Subscribe(sub) = dec(&subscribe(V5, &[("a/#/b", 0), ("", 0)]), V5)
-        .unwrap()
-        .unwrap()
-    else {
-        panic!()
-    };
+    let Packet::Subscribe(sub) = dec(&subscribe(V5, &[("a/#/b", 0), ("", 0)]), V5).unwrap().unwrap() else { panic!() };
     assert!(!topic::valid_topic_filter(&sub.filters[0].0));
     assert!(!topic::valid_topic_filter(&sub.filters[1].0));
 }
@@ -580,32 +452,15 @@ fn puback_with_props(props: &[u8]) -> Vec<u8> {
 fn property_not_allowed_on_packet_type() {
     // Topic alias on PUBACK, session expiry on PUBLISH, will delay on PUBLISH,
     // maximum QoS on CONNECT, reason string on UNSUBSCRIBE.
-    assert!(protocol_error(dec_err(
-        &puback_with_props(&[0x23, 0x00, 0x01]),
-        V5
-    )));
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x11, 0, 0, 0, 1]),
-        V5
-    )));
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x18, 0, 0, 0, 1]),
-        V5
-    )));
-    let connect = cat(&[
-        &s("MQTT"),
-        &[0x05, 0x02, 0x00, 0x3C, 0x02, 0x24, 0x01],
-        &s("c"),
-    ]);
+    assert!(protocol_error(dec_err(&puback_with_props(&[0x23, 0x00, 0x01]), V5)));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x11, 0, 0, 0, 1]), V5)));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x18, 0, 0, 0, 1]), V5)));
+    let connect = cat(&[&s("MQTT"), &[0x05, 0x02, 0x00, 0x3C, 0x02, 0x24, 0x01], &s("c")]);
     assert!(protocol_error(dec_err(&frame(0x10, &connect), V5)));
     let unsub = frame(0xA2, &cat(&[&[0x00, 0x01, 0x04, 0x1F], &s("x"), &s("a")]));
     assert!(protocol_error(dec_err(&unsub, V5)));
     // Will delay interval in CONNECT properties (it belongs in will properties).
-    let connect = cat(&[
-        &s("MQTT"),
-        &[0x05, 0x02, 0x00, 0x3C, 0x05, 0x18, 0, 0, 0, 1],
-        &s("c"),
-    ]);
+    let connect = cat(&[&s("MQTT"), &[0x05, 0x02, 0x00, 0x3C, 0x05, 0x18, 0, 0, 0, 1], &s("c")]);
     assert!(protocol_error(dec_err(&frame(0x10, &connect), V5)));
     // Session expiry in will properties.
     let will = cat(&[&[0x05, 0x11, 0, 0, 0, 1], &s("w"), &b(b"x")]);
@@ -616,63 +471,37 @@ fn property_not_allowed_on_packet_type() {
 #[test]
 fn property_twice() {
     // Message expiry twice on PUBLISH.
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2]), V5)));
     // Reason string twice on PUBACK.
     let rs = cat(&[&[0x1F], &s("a"), &[0x1F], &s("b")]);
     assert!(protocol_error(dec_err(&puback_with_props(&rs), V5)));
     // Topic alias twice.
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x23, 0, 1, 0x23, 0, 1]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x23, 0, 1, 0x23, 0, 1]), V5)));
     // User properties may repeat, order is kept.
     let up = cat(&[&[0x26], &s("k"), &s("1"), &[0x26], &s("k"), &s("2")]);
-    let Packet::PubAck(r) = dec(&puback_with_props(&up), V5).unwrap().unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        r.properties.user_properties,
-        [("k".into(), "1".into()), ("k".into(), "2".into())]
-    );
+    let Packet::PubAck(r) = dec(&puback_with_props(&up), V5).unwrap().unwrap() else { panic!() };
+    assert_eq!(r.properties.user_properties, [("k".into(), "1".into()), ("k".into(), "2".into())]);
 }
 
 #[test]
 fn subscription_identifier_rules() {
     // May repeat on PUBLISH.
-    let Packet::Publish(p) = dec(
-        &publish_with_props(&[0x0B, 0x01, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F]),
-        V5,
-    )
-    .unwrap()
-    .unwrap() else {
+    let Packet::Publish(p) =
+        dec(&publish_with_props(&[0x0B, 0x01, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F]), V5).unwrap().unwrap()
+    else {
         panic!()
     };
     assert_eq!(p.properties.subscription_identifiers, [1, 268_435_455]);
     // Zero is a protocol error.
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x0B, 0x00]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x0B, 0x00]), V5)));
     // Once only on SUBSCRIBE.
-    let body = cat(&[
-        &[0x00, 0x01, 0x04, 0x0B, 0x01, 0x0B, 0x02],
-        &s("a"),
-        &[0x00],
-    ]);
+    let body = cat(&[&[0x00, 0x01, 0x04, 0x0B, 0x01, 0x0B, 0x02], &s("a"), &[0x00]]);
     assert!(protocol_error(dec_err(&frame(0x82, &body), V5)));
     let body = cat(&[&[0x00, 0x01, 0x02, 0x0B, 0x05], &s("a"), &[0x00]]);
-    let Packet::Subscribe(sub) = dec(&frame(0x82, &body), V5).unwrap().unwrap() else {
-        panic!()
-    };
+    let Packet::Subscribe(sub) = dec(&frame(0x82, &body), V5).unwrap().unwrap() else { panic!() };
     assert_eq!(sub.properties.subscription_identifiers, [5]);
     // Five-byte varint value.
-    assert!(malformed(dec_err(
-        &publish_with_props(&[0x0B, 0x80, 0x80, 0x80, 0x80, 0x01]),
-        V5
-    )));
+    assert!(malformed(dec_err(&publish_with_props(&[0x0B, 0x80, 0x80, 0x80, 0x80, 0x01]), V5)));
 }
 
 #[test]
@@ -697,33 +526,19 @@ fn property_lengths() {
 
 #[test]
 fn unknown_property_identifier() {
-    for ident in [
-        0x00u8, 0x04, 0x05, 0x0A, 0x10, 0x14, 0x1B, 0x1D, 0x20, 0x2B, 0x7F,
-    ] {
-        assert!(
-            malformed(dec_err(&puback_with_props(&[ident, 0x00]), V5)),
-            "{ident:#x}"
-        );
+    for ident in [0x00u8, 0x04, 0x05, 0x0A, 0x10, 0x14, 0x1B, 0x1D, 0x20, 0x2B, 0x7F] {
+        assert!(malformed(dec_err(&puback_with_props(&[ident, 0x00]), V5)), "{ident:#x}");
     }
     // A multi-byte identifier beyond any known one.
-    assert!(malformed(dec_err(
-        &puback_with_props(&[0x80, 0x01, 0x00]),
-        V5
-    )));
+    assert!(malformed(dec_err(&puback_with_props(&[0x80, 0x01, 0x00]), V5)));
 }
 
 #[test]
 fn property_values() {
     // Topic alias 0.
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x23, 0x00, 0x00]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x23, 0x00, 0x00]), V5)));
     // Payload format indicator 2.
-    assert!(protocol_error(dec_err(
-        &publish_with_props(&[0x01, 0x02]),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&publish_with_props(&[0x01, 0x02]), V5)));
     // Response topic with a wildcard.
     let rt = cat(&[&[0x08], &s("a/#")]);
     assert!(protocol_error(dec_err(&publish_with_props(&rt), V5)));
@@ -740,10 +555,7 @@ fn property_values() {
     assert!(protocol_error(dec_err(&connect(&[0x17, 0x02]), V5)));
     assert!(protocol_error(dec_err(&connect(&[0x19, 0x02]), V5)));
     // Authentication data without method.
-    assert!(protocol_error(dec_err(
-        &connect(&cat(&[&[0x16], &b(b"x")])),
-        V5
-    )));
+    assert!(protocol_error(dec_err(&connect(&cat(&[&[0x16], &b(b"x")])), V5)));
     // With a method it is fine.
     assert!(dec(&connect(&cat(&[&[0x15], &s("m"), &[0x16], &b(b"x")])), V5).is_ok());
     let connack = |props: &[u8]| {
@@ -752,26 +564,17 @@ fn property_values() {
         frame(0x20, &body)
     };
     for ident in [0x24u8, 0x25, 0x28, 0x29, 0x2A] {
-        assert!(
-            protocol_error(dec_err(&connack(&[ident, 0x02]), V5)),
-            "{ident:#x}"
-        );
+        assert!(protocol_error(dec_err(&connack(&[ident, 0x02]), V5)), "{ident:#x}");
         assert!(dec(&connack(&[ident, 0x01]), V5).is_ok());
     }
 }
 
 #[test]
 fn reason_codes_of_errors() {
-    assert_eq!(
-        DecodeError::PacketTooLarge { size: 2, max: 1 }.reason_code(),
-        0x95
-    );
+    assert_eq!(DecodeError::PacketTooLarge { size: 2, max: 1 }.reason_code(), 0x95);
     assert_eq!(DecodeError::MalformedPacket("x").reason_code(), 0x81);
     assert_eq!(DecodeError::ProtocolError("x").reason_code(), 0x82);
-    assert_eq!(
-        DecodeError::UnsupportedProtocolVersion(6).reason_code(),
-        0x84
-    );
+    assert_eq!(DecodeError::UnsupportedProtocolVersion(6).reason_code(), 0x84);
     assert_eq!(DecodeError::InvalidUtf8.reason_code(), 0x81);
     assert_eq!(DecodeError::TopicNameInvalid.reason_code(), 0x90);
 }

@@ -50,10 +50,7 @@ fn every_sample_type_is_covered() {
 
 #[test]
 fn incomplete_input_at_every_split_point() {
-    for (proto, samples) in [
-        (Protocol::V5, samples_v5()),
-        (Protocol::V311, samples_v311()),
-    ] {
+    for (proto, samples) in [(Protocol::V5, samples_v5()), (Protocol::V311, samples_v311())] {
         for p in samples {
             let bytes = enc(&p, proto);
             for cut in 0..bytes.len() {
@@ -76,10 +73,7 @@ fn back_to_back_packets_decode_one_at_a_time() {
     }
     buf.extend_from_slice(&[0x30, 0x05]); // start of one more
     for p in &samples {
-        assert_eq!(
-            decode(&mut buf, Protocol::V5, MAX).unwrap().as_ref(),
-            Some(p)
-        );
+        assert_eq!(decode(&mut buf, Protocol::V5, MAX).unwrap().as_ref(), Some(p));
     }
     assert_eq!(decode(&mut buf, Protocol::V5, MAX), Ok(None));
     assert_eq!(&buf[..], &[0x30, 0x05]);
@@ -100,14 +94,9 @@ fn publish_payload_is_zero_copy() {
     encode(&p, Protocol::V5, &mut buf).unwrap();
     let frame_start = buf.as_ptr() as usize;
     let frame_end = frame_start + buf.len();
-    let Some(Packet::Publish(got)) = decode(&mut buf, Protocol::V5, MAX).unwrap() else {
-        panic!("not a publish")
-    };
+    let Some(Packet::Publish(got)) = decode(&mut buf, Protocol::V5, MAX).unwrap() else { panic!("not a publish") };
     let at = got.payload.as_ptr() as usize;
-    assert!(
-        at >= frame_start && at + got.payload.len() == frame_end,
-        "payload was copied"
-    );
+    assert!(at >= frame_start && at + got.payload.len() == frame_end, "payload was copied");
 }
 
 #[test]
@@ -117,13 +106,7 @@ fn encode_reserves_exactly() {
         encode(&p, Protocol::V5, &mut buf).unwrap();
         assert_eq!(buf.len(), encoded_len(&p, Protocol::V5));
         // One up-front reservation (BytesMut rounds tiny ones up a little).
-        assert!(
-            buf.capacity() <= buf.len().max(64),
-            "{}: {} > {}",
-            p.name(),
-            buf.capacity(),
-            buf.len()
-        );
+        assert!(buf.capacity() <= buf.len().max(64), "{}: {} > {}", p.name(), buf.capacity(), buf.len());
     }
 }
 
@@ -134,10 +117,8 @@ fn encode_reserves_exactly() {
 /// What `mosquitto_pub -V mqttv311 -i test -k 60 ...` sends first.
 #[test]
 fn mosquitto_v311_connect_capture() {
-    let bytes = [
-        0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x04, b't',
-        b'e', b's', b't',
-    ];
+    let bytes =
+        [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x04, b't', b'e', b's', b't'];
     let want = Packet::Connect(Connect {
         protocol: Protocol::V311,
         clean_start: true,
@@ -158,15 +139,8 @@ fn mosquitto_v311_connect_capture() {
 /// --will-qos 1 --will-retain -c` (clean session off).
 #[test]
 fn mosquitto_v311_connect_with_will_and_credentials() {
-    let body = cat(&[
-        &s("MQTT"),
-        &[0x04, 0b1110_1100, 0x00, 0x3c],
-        &s("sub1"),
-        &s("w"),
-        &b(b"bye"),
-        &s("user"),
-        &b(b"pass"),
-    ]);
+    let body =
+        cat(&[&s("MQTT"), &[0x04, 0b1110_1100, 0x00, 0x3c], &s("sub1"), &s("w"), &b(b"bye"), &s("user"), &b(b"pass")]);
     let bytes = frame(0x10, &body);
     let want = Packet::Connect(Connect {
         protocol: Protocol::V311,
@@ -215,17 +189,11 @@ fn mqtt5_spec_connect_example() {
             payload: Bytes::from_static(b"hi"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties {
-                will_delay_interval: Some(5),
-                ..Properties::default()
-            },
+            properties: Properties { will_delay_interval: Some(5), ..Properties::default() },
         }),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),
-        properties: Properties {
-            session_expiry_interval: Some(10),
-            ..Properties::default()
-        },
+        properties: Properties { session_expiry_interval: Some(10), ..Properties::default() },
     });
     assert_eq!(dec(&bytes, Protocol::V311).unwrap().unwrap(), want);
     assert_eq!(enc(&want, Protocol::V5), bytes);
@@ -238,31 +206,16 @@ fn known_short_packets() {
     let cases: Vec<(Protocol, Packet, Vec<u8>)> = vec![
         (v3, Packet::PingReq, vec![0xC0, 0x00]),
         (v5, Packet::PingResp, vec![0xD0, 0x00]),
-        (
-            v3,
-            Packet::Disconnect(Disconnect::default()),
-            vec![0xE0, 0x00],
-        ),
+        (v3, Packet::Disconnect(Disconnect::default()), vec![0xE0, 0x00]),
+        (v5, Packet::Disconnect(Disconnect::default()), vec![0xE0, 0x00]),
         (
             v5,
-            Packet::Disconnect(Disconnect::default()),
-            vec![0xE0, 0x00],
-        ),
-        (
-            v5,
-            Packet::Disconnect(Disconnect {
-                reason: 0x8E,
-                properties: Properties::default(),
-            }),
+            Packet::Disconnect(Disconnect { reason: 0x8E, properties: Properties::default() }),
             vec![0xE0, 0x01, 0x8E],
         ),
         (
             v3,
-            Packet::ConnAck(ConnAck {
-                session_present: false,
-                code: 0,
-                properties: Properties::default(),
-            }),
+            Packet::ConnAck(ConnAck { session_present: false, code: 0, properties: Properties::default() }),
             vec![0x20, 0x02, 0x00, 0x00],
         ),
         (
@@ -276,11 +229,7 @@ fn known_short_packets() {
         ),
         (
             v5,
-            Packet::ConnAck(ConnAck {
-                session_present: true,
-                code: 0,
-                properties: Properties::default(),
-            }),
+            Packet::ConnAck(ConnAck { session_present: true, code: 0, properties: Properties::default() }),
             vec![0x20, 0x03, 0x01, 0x00, 0x00],
         ),
         (
@@ -288,43 +237,16 @@ fn known_short_packets() {
             Packet::ConnAck(ConnAck {
                 session_present: false,
                 code: 0,
-                properties: Properties {
-                    receive_maximum: Some(10),
-                    ..Properties::default()
-                },
+                properties: Properties { receive_maximum: Some(10), ..Properties::default() },
             }),
             vec![0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x0A],
         ),
-        (
-            v3,
-            Packet::PubAck(PubResp::new(1)),
-            vec![0x40, 0x02, 0x00, 0x01],
-        ),
-        (
-            v5,
-            Packet::PubAck(PubResp::new(1)),
-            vec![0x40, 0x02, 0x00, 0x01],
-        ),
-        (
-            v5,
-            Packet::PubAck(PubResp::with_reason(1, 0x10)),
-            vec![0x40, 0x03, 0x00, 0x01, 0x10],
-        ),
-        (
-            v5,
-            Packet::PubRel(PubResp::new(0x1234)),
-            vec![0x62, 0x02, 0x12, 0x34],
-        ),
-        (
-            v3,
-            Packet::PubRec(PubResp::new(7)),
-            vec![0x50, 0x02, 0x00, 0x07],
-        ),
-        (
-            v3,
-            Packet::PubComp(PubResp::new(7)),
-            vec![0x70, 0x02, 0x00, 0x07],
-        ),
+        (v3, Packet::PubAck(PubResp::new(1)), vec![0x40, 0x02, 0x00, 0x01]),
+        (v5, Packet::PubAck(PubResp::new(1)), vec![0x40, 0x02, 0x00, 0x01]),
+        (v5, Packet::PubAck(PubResp::with_reason(1, 0x10)), vec![0x40, 0x03, 0x00, 0x01, 0x10]),
+        (v5, Packet::PubRel(PubResp::new(0x1234)), vec![0x62, 0x02, 0x12, 0x34]),
+        (v3, Packet::PubRec(PubResp::new(7)), vec![0x50, 0x02, 0x00, 0x07]),
+        (v3, Packet::PubComp(PubResp::new(7)), vec![0x70, 0x02, 0x00, 0x07]),
         (
             v3,
             Packet::Publish(Publish {
@@ -366,12 +288,7 @@ fn known_short_packets() {
                 packet_id: 1,
                 filters: vec![(
                     "a/b".into(),
-                    SubOptions {
-                        qos: QoS::ExactlyOnce,
-                        no_local: true,
-                        retain_as_published: true,
-                        retain_handling: 2,
-                    },
+                    SubOptions { qos: QoS::ExactlyOnce, no_local: true, retain_as_published: true, retain_handling: 2 },
                 )],
                 properties: Properties::default(),
             }),
@@ -379,20 +296,12 @@ fn known_short_packets() {
         ),
         (
             v3,
-            Packet::SubAck(SubAck {
-                packet_id: 1,
-                reasons: vec![0x01, 0x80],
-                properties: Properties::default(),
-            }),
+            Packet::SubAck(SubAck { packet_id: 1, reasons: vec![0x01, 0x80], properties: Properties::default() }),
             vec![0x90, 0x04, 0x00, 0x01, 0x01, 0x80],
         ),
         (
             v5,
-            Packet::SubAck(SubAck {
-                packet_id: 1,
-                reasons: vec![0x00],
-                properties: Properties::default(),
-            }),
+            Packet::SubAck(SubAck { packet_id: 1, reasons: vec![0x00], properties: Properties::default() }),
             vec![0x90, 0x04, 0x00, 0x01, 0x00, 0x00],
         ),
         (
@@ -406,102 +315,57 @@ fn known_short_packets() {
         ),
         (
             v3,
-            Packet::UnsubAck(UnsubAck {
-                packet_id: 2,
-                reasons: vec![],
-                properties: Properties::default(),
-            }),
+            Packet::UnsubAck(UnsubAck { packet_id: 2, reasons: vec![], properties: Properties::default() }),
             vec![0xB0, 0x02, 0x00, 0x02],
         ),
         (
             v5,
-            Packet::UnsubAck(UnsubAck {
-                packet_id: 2,
-                reasons: vec![0x11],
-                properties: Properties::default(),
-            }),
+            Packet::UnsubAck(UnsubAck { packet_id: 2, reasons: vec![0x11], properties: Properties::default() }),
             vec![0xB0, 0x04, 0x00, 0x02, 0x00, 0x11],
         ),
         (v5, Packet::Auth(Auth::default()), vec![0xF0, 0x00]),
-        (
-            v5,
-            Packet::Auth(Auth {
-                reason: 0x18,
-                properties: Properties::default(),
-            }),
-            vec![0xF0, 0x02, 0x18, 0x00],
-        ),
+        (v5, Packet::Auth(Auth { reason: 0x18, properties: Properties::default() }), vec![0xF0, 0x02, 0x18, 0x00]),
     ];
     for (proto, packet, bytes) in cases {
         assert_eq!(enc(&packet, proto), bytes, "encoding {packet:?}");
-        assert_eq!(
-            dec(&bytes, proto).unwrap().unwrap(),
-            packet,
-            "decoding {bytes:02x?}"
-        );
+        assert_eq!(dec(&bytes, proto).unwrap().unwrap(), packet, "decoding {bytes:02x?}");
     }
 }
 
 #[test]
 fn v5_short_forms_are_accepted() {
     // PUBACK with reason code but no property length (remaining length 3).
-    assert_eq!(
-        dec(&[0x40, 0x03, 0x00, 0x05, 0x00], Protocol::V5)
-            .unwrap()
-            .unwrap(),
-        Packet::PubAck(PubResp::new(5))
-    );
+    assert_eq!(dec(&[0x40, 0x03, 0x00, 0x05, 0x00], Protocol::V5).unwrap().unwrap(), Packet::PubAck(PubResp::new(5)));
     // PUBACK with reason and an empty property block.
     assert_eq!(
-        dec(&[0x40, 0x04, 0x00, 0x05, 0x10, 0x00], Protocol::V5)
-            .unwrap()
-            .unwrap(),
+        dec(&[0x40, 0x04, 0x00, 0x05, 0x10, 0x00], Protocol::V5).unwrap().unwrap(),
         Packet::PubAck(PubResp::with_reason(5, 0x10))
     );
     // DISCONNECT with reason 0 and an empty property block.
     assert_eq!(
-        dec(&[0xE0, 0x02, 0x00, 0x00], Protocol::V5)
-            .unwrap()
-            .unwrap(),
+        dec(&[0xE0, 0x02, 0x00, 0x00], Protocol::V5).unwrap().unwrap(),
         Packet::Disconnect(Disconnect::default())
     );
     // AUTH with only a reason code.
     assert_eq!(
         dec(&[0xF0, 0x01, 0x18], Protocol::V5).unwrap().unwrap(),
-        Packet::Auth(Auth {
-            reason: 0x18,
-            properties: Properties::default()
-        })
+        Packet::Auth(Auth { reason: 0x18, properties: Properties::default() })
     );
 }
 
 #[test]
 fn non_minimal_remaining_length_is_accepted() {
+    assert_eq!(dec(&[0xC0, 0x80, 0x00], Protocol::V311).unwrap().unwrap(), Packet::PingReq);
     assert_eq!(
-        dec(&[0xC0, 0x80, 0x00], Protocol::V311).unwrap().unwrap(),
-        Packet::PingReq
-    );
-    assert_eq!(
-        dec(&[0x40, 0x82, 0x80, 0x00, 0x00, 0x01], Protocol::V311)
-            .unwrap()
-            .unwrap(),
+        dec(&[0x40, 0x82, 0x80, 0x00, 0x00, 0x01], Protocol::V311).unwrap().unwrap(),
         Packet::PubAck(PubResp::new(1))
     );
 }
 
 #[test]
 fn v311_connack_codes_map_to_canonical_v5_codes() {
-    for (v311, v5) in [
-        (0u8, 0x00u8),
-        (1, 0x84),
-        (2, 0x85),
-        (3, 0x88),
-        (4, 0x86),
-        (5, 0x87),
-    ] {
-        let got = dec(&[0x20, 0x02, 0x00, v311], Protocol::V311)
-            .unwrap()
-            .unwrap();
+    for (v311, v5) in [(0u8, 0x00u8), (1, 0x84), (2, 0x85), (3, 0x88), (4, 0x86), (5, 0x87)] {
+        let got = dec(&[0x20, 0x02, 0x00, v311], Protocol::V311).unwrap().unwrap();
         let Packet::ConnAck(a) = got else { panic!() };
         assert_eq!(a.code, v5);
         assert_eq!(reason::connack_v311(v5), v311);
@@ -511,45 +375,24 @@ fn v311_connack_codes_map_to_canonical_v5_codes() {
 #[test]
 fn v311_encoding_downgrades() {
     let v3 = Protocol::V311;
-    let ack = |code| {
-        Packet::ConnAck(ConnAck {
-            session_present: false,
-            code,
-            properties: Properties::default(),
-        })
-    };
+    let ack = |code| Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
     assert_eq!(enc(&ack(reason::BANNED), v3), [0x20, 0x02, 0x00, 0x05]);
     assert_eq!(enc(&ack(reason::SERVER_BUSY), v3), [0x20, 0x02, 0x00, 0x03]);
     let suback = Packet::SubAck(SubAck {
         packet_id: 3,
         reasons: vec![0, 1, 2, 0x87, 0x8F, 0xA2],
-        properties: Properties {
-            reason_string: Some("no".into()),
-            ..Properties::default()
-        },
+        properties: Properties { reason_string: Some("no".into()), ..Properties::default() },
     });
-    assert_eq!(
-        enc(&suback, v3),
-        [0x90, 0x08, 0x00, 0x03, 0, 1, 2, 0x80, 0x80, 0x80]
-    );
+    assert_eq!(enc(&suback, v3), [0x90, 0x08, 0x00, 0x03, 0, 1, 2, 0x80, 0x80, 0x80]);
     let puback = Packet::PubAck(PubResp::with_reason(3, 0x97));
     assert_eq!(enc(&puback, v3), [0x40, 0x02, 0x00, 0x03]);
-    let unsuback = Packet::UnsubAck(UnsubAck {
-        packet_id: 3,
-        reasons: vec![0, 0x11],
-        properties: Properties::default(),
-    });
+    let unsuback =
+        Packet::UnsubAck(UnsubAck { packet_id: 3, reasons: vec![0, 0x11], properties: Properties::default() });
     assert_eq!(enc(&unsuback, v3), [0xB0, 0x02, 0x00, 0x03]);
-    let disc = Packet::Disconnect(Disconnect {
-        reason: 0x8B,
-        properties: Properties::default(),
-    });
+    let disc = Packet::Disconnect(Disconnect { reason: 0x8B, properties: Properties::default() });
     assert_eq!(enc(&disc, v3), [0xE0, 0x00]);
     let mut buf = BytesMut::new();
-    assert!(matches!(
-        encode(&Packet::Auth(Auth::default()), v3, &mut buf),
-        Err(EncodeError::Unsupported(_))
-    ));
+    assert!(matches!(encode(&Packet::Auth(Auth::default()), v3, &mut buf), Err(EncodeError::Unsupported(_))));
     assert!(buf.is_empty());
 }
 
@@ -563,11 +406,7 @@ fn encoder_drops_properties_not_allowed_on_the_packet() {
         user_properties: vec![("k".into(), "v".into())],
         ..Properties::default()
     };
-    let p = Packet::PubAck(PubResp {
-        packet_id: 1,
-        reason: 0x10,
-        properties: props.clone(),
-    });
+    let p = Packet::PubAck(PubResp { packet_id: 1, reason: 0x10, properties: props.clone() });
     let got = roundtrip(&p, Protocol::V5);
     assert_eq!(got, expected_v5(&p));
     let Packet::PubAck(r) = got else { panic!() };
@@ -577,10 +416,7 @@ fn encoder_drops_properties_not_allowed_on_the_packet() {
     let p = Packet::PubAck(PubResp {
         packet_id: 1,
         reason: 0,
-        properties: Properties {
-            topic_alias: Some(4),
-            ..Properties::default()
-        },
+        properties: Properties { topic_alias: Some(4), ..Properties::default() },
     });
     assert_eq!(enc(&p, Protocol::V5), [0x40, 0x02, 0x00, 0x01]);
 }
@@ -637,67 +473,32 @@ fn encode_errors() {
 
     let mut with_reason = PubResp::new(1);
     with_reason.properties.reason_string = Some(long.clone());
-    assert!(matches!(
-        enc_err(&Packet::PubAck(with_reason), v5),
-        EncodeError::FieldTooLong { .. }
-    ));
+    assert!(matches!(enc_err(&Packet::PubAck(with_reason), v5), EncodeError::FieldTooLong { .. }));
 
-    assert!(matches!(
-        enc_err(&Packet::Publish(publish("a/+", QoS::AtMostOnce, 0)), v5),
-        EncodeError::InvalidPacket(_)
-    ));
-    assert!(matches!(
-        enc_err(&Packet::Publish(publish("", QoS::AtMostOnce, 0)), v5),
-        EncodeError::InvalidPacket(_)
-    ));
+    assert!(matches!(enc_err(&Packet::Publish(publish("a/+", QoS::AtMostOnce, 0)), v5), EncodeError::InvalidPacket(_)));
+    assert!(matches!(enc_err(&Packet::Publish(publish("", QoS::AtMostOnce, 0)), v5), EncodeError::InvalidPacket(_)));
     let mut aliased = publish("", QoS::AtMostOnce, 0);
     aliased.properties.topic_alias = Some(1);
-    assert!(matches!(
-        enc_err(&Packet::Publish(aliased.clone()), v3),
-        EncodeError::InvalidPacket(_)
-    ));
-    assert_eq!(
-        roundtrip(&Packet::Publish(aliased.clone()), v5),
-        Packet::Publish(aliased)
-    );
+    assert!(matches!(enc_err(&Packet::Publish(aliased.clone()), v3), EncodeError::InvalidPacket(_)));
+    assert_eq!(roundtrip(&Packet::Publish(aliased.clone()), v5), Packet::Publish(aliased));
     assert!(matches!(
         enc_err(&Packet::Publish(publish("a\0b", QoS::AtMostOnce, 0)), v5),
         EncodeError::InvalidPacket(_)
     ));
+    assert!(matches!(enc_err(&Packet::Publish(publish("a", QoS::AtLeastOnce, 0)), v5), EncodeError::InvalidPacket(_)));
+    assert!(matches!(enc_err(&Packet::PubRel(PubResp::new(0)), v3), EncodeError::InvalidPacket(_)));
     assert!(matches!(
-        enc_err(&Packet::Publish(publish("a", QoS::AtLeastOnce, 0)), v5),
-        EncodeError::InvalidPacket(_)
-    ));
-    assert!(matches!(
-        enc_err(&Packet::PubRel(PubResp::new(0)), v3),
-        EncodeError::InvalidPacket(_)
-    ));
-    assert!(matches!(
-        enc_err(
-            &Packet::Subscribe(Subscribe {
-                packet_id: 1,
-                filters: vec![],
-                properties: Properties::default()
-            }),
-            v3
-        ),
+        enc_err(&Packet::Subscribe(Subscribe { packet_id: 1, filters: vec![], properties: Properties::default() }), v3),
         EncodeError::InvalidPacket(_)
     ));
     assert!(matches!(
         enc_err(
-            &Packet::Unsubscribe(Unsubscribe {
-                packet_id: 1,
-                filters: vec![],
-                properties: Properties::default()
-            }),
+            &Packet::Unsubscribe(Unsubscribe { packet_id: 1, filters: vec![], properties: Properties::default() }),
             v5
         ),
         EncodeError::InvalidPacket(_)
     ));
-    let bad_rh = SubOptions {
-        retain_handling: 3,
-        ..SubOptions::qos(QoS::AtMostOnce)
-    };
+    let bad_rh = SubOptions { retain_handling: 3, ..SubOptions::qos(QoS::AtMostOnce) };
     assert!(matches!(
         enc_err(
             &Packet::Subscribe(Subscribe {
@@ -709,10 +510,7 @@ fn encode_errors() {
         ),
         EncodeError::InvalidPacket(_)
     ));
-    let shared_no_local = SubOptions {
-        no_local: true,
-        ..SubOptions::qos(QoS::AtMostOnce)
-    };
+    let shared_no_local = SubOptions { no_local: true, ..SubOptions::qos(QoS::AtMostOnce) };
     assert!(matches!(
         enc_err(
             &Packet::Subscribe(Subscribe {
@@ -725,14 +523,7 @@ fn encode_errors() {
         EncodeError::InvalidPacket(_)
     ));
     assert!(matches!(
-        enc_err(
-            &Packet::ConnAck(ConnAck {
-                session_present: true,
-                code: 0x80,
-                properties: Properties::default()
-            }),
-            v5
-        ),
+        enc_err(&Packet::ConnAck(ConnAck { session_present: true, code: 0x80, properties: Properties::default() }), v5),
         EncodeError::InvalidPacket(_)
     ));
     let mut c = match samples_v311().remove(1) {
@@ -740,47 +531,26 @@ fn encode_errors() {
         _ => unreachable!(),
     };
     c.password = Some(Bytes::from_static(b"pw"));
-    assert!(matches!(
-        enc_err(&Packet::Connect(c.clone()), v3),
-        EncodeError::InvalidPacket(_)
-    ));
+    assert!(matches!(enc_err(&Packet::Connect(c.clone()), v3), EncodeError::InvalidPacket(_)));
     c.protocol = Protocol::V5;
-    assert_eq!(
-        roundtrip(&Packet::Connect(c.clone()), v3),
-        Packet::Connect(c)
-    );
+    assert_eq!(roundtrip(&Packet::Connect(c.clone()), v3), Packet::Connect(c));
 
     let mut sub_ids = PubResp::new(1);
     sub_ids.properties.subscription_identifiers = vec![1, 2];
     // Not allowed on PUBACK: dropped, not an error.
-    assert_eq!(
-        roundtrip(&Packet::PubAck(sub_ids), v5),
-        Packet::PubAck(PubResp::new(1))
-    );
+    assert_eq!(roundtrip(&Packet::PubAck(sub_ids), v5), Packet::PubAck(PubResp::new(1)));
     let two_ids = Subscribe {
         packet_id: 1,
         filters: vec![("a".into(), SubOptions::qos(QoS::AtMostOnce))],
-        properties: Properties {
-            subscription_identifiers: vec![1, 2],
-            ..Properties::default()
-        },
+        properties: Properties { subscription_identifiers: vec![1, 2], ..Properties::default() },
     };
-    assert!(matches!(
-        enc_err(&Packet::Subscribe(two_ids), v5),
-        EncodeError::InvalidPacket(_)
-    ));
+    assert!(matches!(enc_err(&Packet::Subscribe(two_ids), v5), EncodeError::InvalidPacket(_)));
     let mut zero_alias = publish("a", QoS::AtMostOnce, 0);
     zero_alias.properties.topic_alias = Some(0);
-    assert!(matches!(
-        enc_err(&Packet::Publish(zero_alias), v5),
-        EncodeError::InvalidPacket(_)
-    ));
+    assert!(matches!(enc_err(&Packet::Publish(zero_alias), v5), EncodeError::InvalidPacket(_)));
     let mut data_only = Auth::default();
     data_only.properties.authentication_data = Some(Bytes::from_static(b"x"));
-    assert!(matches!(
-        enc_err(&Packet::Auth(data_only), v5),
-        EncodeError::InvalidPacket(_)
-    ));
+    assert!(matches!(enc_err(&Packet::Auth(data_only), v5), EncodeError::InvalidPacket(_)));
 }
 
 #[test]
@@ -789,10 +559,5 @@ fn encode_rejects_remaining_length_over_the_limit() {
     let mut p = publish("t", QoS::AtMostOnce, 0);
     p.payload = Bytes::from(vec![0u8; 268_435_455]);
     let p = Packet::Publish(p);
-    assert_eq!(
-        enc_err(&p, Protocol::V311),
-        EncodeError::PacketTooLarge {
-            size: 268_435_455 + 3
-        }
-    );
+    assert_eq!(enc_err(&p, Protocol::V311), EncodeError::PacketTooLarge { size: 268_435_455 + 3 });
 }

@@ -17,9 +17,8 @@ use std::net::IpAddr;
 
 use rcgen::string::{BmpString, Ia5String, PrintableString, UniversalString};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName as RcgenDn, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
-    SubjectPublicKeyInfo, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName as RcgenDn, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber, SubjectPublicKeyInfo, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::CertificateDer;
 use time::macros::datetime;
@@ -71,23 +70,16 @@ pub struct Subject {
 impl Subject {
     /// Subject with only a common name.
     pub fn with_common_name(common_name: impl Into<String>) -> Self {
-        Subject {
-            common_name: Some(common_name.into()),
-            ..Subject::default()
-        }
+        Subject { common_name: Some(common_name.into()), ..Subject::default() }
     }
 
     fn to_rcgen(&self) -> Result<RcgenDn, PkiError> {
-        fn value<'a>(
-            field: &'static str,
-            v: &'a Option<String>,
-        ) -> Result<Option<&'a str>, PkiError> {
+        fn value<'a>(field: &'static str, v: &'a Option<String>) -> Result<Option<&'a str>, PkiError> {
             match v.as_deref() {
                 None => Ok(None),
-                Some(s) if s.trim().is_empty() => Err(PkiError::InvalidSubject {
-                    field,
-                    reason: "must not be empty (leave it out instead)".into(),
-                }),
+                Some(s) if s.trim().is_empty() => {
+                    Err(PkiError::InvalidSubject { field, reason: "must not be empty (leave it out instead)".into() })
+                }
                 Some(s) => Ok(Some(s)),
             }
         }
@@ -97,15 +89,10 @@ impl Subject {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(PkiError::InvalidSubject {
                     field: "country",
-                    reason: format!(
-                        "must be a two-letter ISO 3166 code such as \"DE\" (got {c:?})"
-                    ),
+                    reason: format!("must be a two-letter ISO 3166 code such as \"DE\" (got {c:?})"),
                 });
             }
-            dn.push(
-                DnType::CountryName,
-                DnValue::PrintableString(PrintableString::try_from(c.to_ascii_uppercase())?),
-            );
+            dn.push(DnType::CountryName, DnValue::PrintableString(PrintableString::try_from(c.to_ascii_uppercase())?));
         }
         if let Some(v) = value("state", &self.state)? {
             dn.push(DnType::StateOrProvinceName, v);
@@ -127,10 +114,7 @@ impl Subject {
                 field: "serial_number",
                 reason: "may only contain letters, digits, spaces and '()+,-./:=?".into(),
             })?;
-            dn.push(
-                DnType::CustomDnType(vec![2, 5, 4, 5]),
-                DnValue::PrintableString(printable),
-            );
+            dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), DnValue::PrintableString(printable));
         }
         if dn.iter().next().is_none() {
             dn.push(DnType::CommonName, DEFAULT_DEVICE_CN);
@@ -187,8 +171,7 @@ impl CertificateAuthority {
                 reason: "the CA needs a non-empty common name".into(),
             });
         }
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| PkiError::KeyGeneration(e.to_string()))?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::KeyGeneration(e.to_string()))?;
 
         let now = now();
         let mut params = CertificateParams::default();
@@ -200,9 +183,8 @@ impl CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.serial_number = Some(random_serial()?);
         params.not_before = now - CLOCK_SKEW;
-        params.not_after = now
-            .replace_year(now.year() + CA_YEARS)
-            .unwrap_or(now + Duration::days(365 * i64::from(CA_YEARS) + 5));
+        params.not_after =
+            now.replace_year(now.year() + CA_YEARS).unwrap_or(now + Duration::days(365 * i64::from(CA_YEARS) + 5));
         let cert = params.self_signed(&key)?;
 
         let key_pem = PrivateKeyPem::from_pkcs8_der(key.serialized_der());
@@ -229,17 +211,11 @@ impl CertificateAuthority {
                 .map_err(|e| PkiError::MalformedCertificate(format!("basicConstraints: {e}")))?
                 .is_some_and(|bc| bc.value.ca);
             if !is_ca {
-                return Err(PkiError::NotCertificateAuthority(
-                    "basicConstraints CA:TRUE is missing".into(),
-                ));
+                return Err(PkiError::NotCertificateAuthority("basicConstraints CA:TRUE is missing".into()));
             }
-            let key_usage = cert
-                .key_usage()
-                .map_err(|e| PkiError::MalformedCertificate(format!("keyUsage: {e}")))?;
+            let key_usage = cert.key_usage().map_err(|e| PkiError::MalformedCertificate(format!("keyUsage: {e}")))?;
             if key_usage.is_some_and(|ku| !ku.value.key_cert_sign()) {
-                return Err(PkiError::NotCertificateAuthority(
-                    "its keyUsage does not include keyCertSign".into(),
-                ));
+                return Err(PkiError::NotCertificateAuthority("its keyUsage does not include keyCertSign".into()));
             }
             if key_pair.public_key_raw() != cert.public_key().subject_public_key.data.as_ref() {
                 return Err(PkiError::KeyMismatch);
@@ -253,12 +229,7 @@ impl CertificateAuthority {
                 ))
             })?;
 
-        let ca = CertificateAuthority {
-            cert_pem: der_to_pem(&cert_der),
-            cert_der,
-            key,
-            issuer,
-        };
+        let ca = CertificateAuthority { cert_pem: der_to_pem(&cert_der), cert_der, key, issuer };
         ca.self_test()?;
         Ok(ca)
     }
@@ -266,15 +237,9 @@ impl CertificateAuthority {
     /// Issues a throw-away certificate and checks that it chains to our root:
     /// same issuer name bytes as the root's subject, and a valid signature.
     fn self_test(&self) -> Result<(), PkiError> {
-        let mut params = self.leaf_params(
-            RcgenDn::new(),
-            now() + Duration::minutes(5),
-            ExtendedKeyUsagePurpose::ClientAuth,
-            false,
-        )?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Thingport CA self-test");
+        let mut params =
+            self.leaf_params(RcgenDn::new(), now() + Duration::minutes(5), ExtendedKeyUsagePurpose::ClientAuth, false)?;
+        params.distinguished_name.push(DnType::CommonName, "Thingport CA self-test");
         let probe = params.signed_by(self.issuer.key(), &self.issuer)?;
         let probe_der = probe.der().to_vec();
         {
@@ -321,25 +286,17 @@ impl CertificateAuthority {
     /// Server certificate for the TLS listeners: new EC P-256 key, SANs: each entry parsed as an IP address (v4/v6) becomes an IP SAN, others DNS SANs; CN = first hostname; EKU serverAuth; validity `days`.
     ///
     /// IPv6 addresses may be written with brackets (`[::1]`).
-    pub fn issue_server_certificate(
-        &self,
-        hostnames: &[String],
-        days: u32,
-    ) -> Result<IssuedCertificate, PkiError> {
+    pub fn issue_server_certificate(&self, hostnames: &[String], days: u32) -> Result<IssuedCertificate, PkiError> {
         if hostnames.is_empty() {
             return Err(PkiError::NoHostnames);
         }
         if days == 0 {
-            return Err(PkiError::InvalidValidity(
-                "a server certificate must be valid for at least 1 day".into(),
-            ));
+            return Err(PkiError::InvalidValidity("a server certificate must be valid for at least 1 day".into()));
         }
         let not_after = now()
             .checked_add(Duration::days(i64::from(days)))
             .filter(|t| t.year() <= 9999)
-            .ok_or_else(|| {
-                PkiError::InvalidValidity(format!("{days} days reaches past the year 9999"))
-            })?;
+            .ok_or_else(|| PkiError::InvalidValidity(format!("{days} days reaches past the year 9999")))?;
 
         let mut sans = Vec::with_capacity(hostnames.len());
         for hostname in hostnames {
@@ -348,8 +305,7 @@ impl CertificateAuthority {
 
         let mut dn = RcgenDn::new();
         dn.push(DnType::CommonName, hostnames[0].trim());
-        let mut params =
-            self.leaf_params(dn, not_after, ExtendedKeyUsagePurpose::ServerAuth, false)?;
+        let mut params = self.leaf_params(dn, not_after, ExtendedKeyUsagePurpose::ServerAuth, false)?;
         params.subject_alt_names = sans;
 
         let key = generate_key_pair(KeyType::EcP256)?;
@@ -361,18 +317,9 @@ impl CertificateAuthority {
     }
 
     /// One-click device identity (AWS CreateKeysAndCertificate): new key of `kind`, certificate with the given subject, EKU clientAuth, validity until 2049-12-31T23:59:59Z as AWS does.
-    pub fn issue_device_certificate(
-        &self,
-        kind: KeyType,
-        subject: &Subject,
-    ) -> Result<IssuedCertificate, PkiError> {
+    pub fn issue_device_certificate(&self, kind: KeyType, subject: &Subject) -> Result<IssuedCertificate, PkiError> {
         let dn = subject.to_rcgen()?;
-        let params = self.leaf_params(
-            dn,
-            DEVICE_NOT_AFTER,
-            ExtendedKeyUsagePurpose::ClientAuth,
-            kind.is_rsa(),
-        )?;
+        let params = self.leaf_params(dn, DEVICE_NOT_AFTER, ExtendedKeyUsagePurpose::ClientAuth, kind.is_rsa())?;
         let key = generate_key_pair(kind)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(IssuedCertificate {
@@ -392,33 +339,24 @@ impl CertificateAuthority {
     /// ignored. Returns the certificate as PEM.
     pub fn sign_csr(&self, csr_pem: &str) -> Result<String, PkiError> {
         let csr_der = csr_pem_to_der(csr_pem)?;
-        let (rest, csr) = X509CertificationRequest::from_der(&csr_der)
-            .map_err(|e| PkiError::MalformedCsr(e.to_string()))?;
+        let (rest, csr) =
+            X509CertificationRequest::from_der(&csr_der).map_err(|e| PkiError::MalformedCsr(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(PkiError::MalformedCsr(format!(
-                "{} unexpected bytes after the request",
-                rest.len()
-            )));
+            return Err(PkiError::MalformedCsr(format!("{} unexpected bytes after the request", rest.len())));
         }
         let info = &csr.certification_request_info;
         let spki = &info.subject_pki;
 
         let kind = KeyKind::of(spki);
         kind.check_device_key()?;
-        if !verify_signature(
-            spki,
-            &csr.signature_algorithm,
-            csr.signature_value.data.as_ref(),
-            info.raw,
-        )? {
+        if !verify_signature(spki, &csr.signature_algorithm, csr.signature_value.data.as_ref(), info.raw)? {
             return Err(PkiError::CsrSignatureInvalid);
         }
 
         // rcgen matches the SPKI's own algorithm identifier (curve included), so
         // the public key is written back exactly as the device sent it.
-        let public_key = SubjectPublicKeyInfo::from_der(spki.raw).map_err(|e| {
-            PkiError::UnsupportedKeyAlgorithm(format!("{} ({e})", kind.algorithm_name()))
-        })?;
+        let public_key = SubjectPublicKeyInfo::from_der(spki.raw)
+            .map_err(|e| PkiError::UnsupportedKeyAlgorithm(format!("{} ({e})", kind.algorithm_name())))?;
 
         let dn = csr_subject(&info.subject)?;
         let params = self.leaf_params(
@@ -433,8 +371,7 @@ impl CertificateAuthority {
         let issued = parse_x509(cert.der())?;
         if issued.public_key().raw != spki.raw {
             return Err(PkiError::Generation(
-                "the issued certificate's public key differs from the CSR's; refusing to return it"
-                    .into(),
+                "the issued certificate's public key differs from the CSR's; refusing to return it".into(),
             ));
         }
         Ok(der_to_pem(cert.der()))
@@ -455,10 +392,7 @@ impl CertificateAuthority {
         params.not_after = not_after;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = if rsa_key {
-            vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ]
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment]
         } else {
             vec![KeyUsagePurpose::DigitalSignature]
         };
@@ -477,8 +411,7 @@ fn now() -> OffsetDateTime {
 /// (always 16 bytes long).
 fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| PkiError::Generation("the system random generator failed".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| PkiError::Generation("the system random generator failed".into()))?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
 }
@@ -487,17 +420,11 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
 /// IP SANs, everything else must be a DNS name (a leading `*.` is allowed).
 fn san_for(hostname: &str) -> Result<SanType, PkiError> {
     let h = hostname.trim();
-    let invalid = |reason: &str| PkiError::InvalidHostname {
-        hostname: hostname.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| PkiError::InvalidHostname { hostname: hostname.to_owned(), reason: reason.to_owned() };
     if h.is_empty() {
         return Err(invalid("empty"));
     }
-    let unbracketed = h
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(h);
+    let unbracketed = h.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(h);
     if let Ok(ip) = unbracketed.parse::<IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
@@ -515,10 +442,7 @@ fn san_for(hostname: &str) -> Result<SanType, PkiError> {
         if label.len() > 63 {
             return Err(invalid("a label is longer than 63 characters"));
         }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(invalid(
                 "only letters, digits, '-', '_' and '.' are allowed (use punycode for international names)",
             ));
@@ -536,37 +460,26 @@ fn csr_subject(name: &X509Name<'_>) -> Result<RcgenDn, PkiError> {
     let mut dn = RcgenDn::new();
     for attr in name.iter_attributes() {
         let oid = attr.attr_type();
-        let invalid = |reason: String| PkiError::InvalidSubject {
-            field: "CSR subject",
-            reason,
-        };
-        let components: Vec<u64> = oid
-            .iter()
-            .ok_or_else(|| invalid(format!("attribute type {oid} is not a valid OID")))?
-            .collect();
+        let invalid = |reason: String| PkiError::InvalidSubject { field: "CSR subject", reason };
+        let components: Vec<u64> =
+            oid.iter().ok_or_else(|| invalid(format!("attribute type {oid} is not a valid OID")))?.collect();
         let ty = DnType::from_oid(&components);
         if dn.get(&ty).is_some() {
             // rcgen keeps one value per attribute type; the first one wins.
             continue;
         }
         let value = attr.attr_value();
-        let text = || {
-            attribute_string(attr)
-                .ok_or_else(|| invalid(format!("attribute {oid} is not a valid string")))
-        };
+        let text = || attribute_string(attr).ok_or_else(|| invalid(format!("attribute {oid} is not a valid string")));
         let dn_value = match value.header.tag() {
             Tag::Utf8String => DnValue::Utf8String(text()?),
             Tag::PrintableString => DnValue::PrintableString(
-                PrintableString::try_from(text()?)
-                    .map_err(|e| invalid(format!("attribute {oid}: {e}")))?,
+                PrintableString::try_from(text()?).map_err(|e| invalid(format!("attribute {oid}: {e}")))?,
             ),
-            Tag::Ia5String => DnValue::Ia5String(
-                Ia5String::try_from(text()?)
-                    .map_err(|e| invalid(format!("attribute {oid}: {e}")))?,
-            ),
+            Tag::Ia5String => {
+                DnValue::Ia5String(Ia5String::try_from(text()?).map_err(|e| invalid(format!("attribute {oid}: {e}")))?)
+            }
             Tag::BmpString => DnValue::BmpString(
-                BmpString::from_utf16be(value.data.to_vec())
-                    .map_err(|e| invalid(format!("attribute {oid}: {e}")))?,
+                BmpString::from_utf16be(value.data.to_vec()).map_err(|e| invalid(format!("attribute {oid}: {e}")))?,
             ),
             Tag::UniversalString => DnValue::UniversalString(
                 UniversalString::from_utf32be(value.data.to_vec())
@@ -574,14 +487,8 @@ fn csr_subject(name: &X509Name<'_>) -> Result<RcgenDn, PkiError> {
             ),
             // NumericString, VisibleString, T61String: rcgen cannot write these
             // tags, so the text is kept as UTF8String.
-            Tag::NumericString | Tag::VisibleString | Tag::T61String => {
-                DnValue::Utf8String(text()?)
-            }
-            other => {
-                return Err(invalid(format!(
-                    "attribute {oid} has a non-string value ({other})"
-                )))
-            }
+            Tag::NumericString | Tag::VisibleString | Tag::T61String => DnValue::Utf8String(text()?),
+            other => return Err(invalid(format!("attribute {oid} has a non-string value ({other})"))),
         };
         dn.push(ty, dn_value);
     }
@@ -600,10 +507,7 @@ mod tests {
         assert!(matches!(san_for("10.0.0.1"), Ok(SanType::IpAddress(_))));
         for bad in ["", "a..b", "exa mple.com", "-a.com", "a.*.com", "bücher.de"] {
             let err = san_for(bad).unwrap_err();
-            assert!(
-                matches!(err, PkiError::InvalidHostname { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, PkiError::InvalidHostname { .. }), "{bad}: {err}");
         }
     }
 
@@ -618,21 +522,11 @@ mod tests {
 
     #[test]
     fn subject_validation() {
-        let bad_country = Subject {
-            country: Some("Germany".into()),
-            ..Subject::default()
-        };
-        assert!(bad_country
-            .to_rcgen()
-            .unwrap_err()
-            .to_string()
-            .contains("two-letter"));
+        let bad_country = Subject { country: Some("Germany".into()), ..Subject::default() };
+        assert!(bad_country.to_rcgen().unwrap_err().to_string().contains("two-letter"));
         let empty_cn = Subject::with_common_name("  ");
         assert!(empty_cn.to_rcgen().is_err());
         let default = Subject::default().to_rcgen().unwrap();
-        assert_eq!(
-            default.get(&DnType::CommonName),
-            Some(&DnValue::Utf8String(DEFAULT_DEVICE_CN.into()))
-        );
+        assert_eq!(default.get(&DnType::CommonName), Some(&DnValue::Utf8String(DEFAULT_DEVICE_CN.into())));
     }
 }

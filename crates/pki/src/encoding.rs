@@ -29,33 +29,20 @@ pub fn der_to_pem(der: &[u8]) -> String {
 
 /// Parse the first CERTIFICATE REQUEST block of a PEM string; returns DER bytes.
 pub fn csr_pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
-    first_block(
-        pem,
-        &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
-        "certificate request",
-    )
+    first_block(pem, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"], "certificate request")
 }
 
 /// Encodes one PEM block with LF line endings (the `pem` crate defaults to CRLF).
 pub(crate) fn encode_pem(tag: &str, der: &[u8]) -> String {
     let block = pem::Pem::new(tag, der);
-    pem::encode_config(
-        &block,
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
+    pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 fn first_block(pem: &str, tags: &[&str], expected: &'static str) -> Result<Vec<u8>, PkiError> {
-    let blocks = pem::parse_many(pem).map_err(|e| PkiError::NotPem {
-        expected,
-        reason: e.to_string(),
-    })?;
+    let blocks = pem::parse_many(pem).map_err(|e| PkiError::NotPem { expected, reason: e.to_string() })?;
     if let Some(block) = blocks.iter().find(|b| tags.contains(&b.tag())) {
         if block.contents().is_empty() {
-            return Err(PkiError::NotPem {
-                expected,
-                reason: format!("the {} block is empty", block.tag()),
-            });
+            return Err(PkiError::NotPem { expected, reason: format!("the {} block is empty", block.tag()) });
         }
         return Ok(block.contents().to_vec());
     }

@@ -129,31 +129,23 @@ pub(crate) fn attribute_string(attr: &AttributeTypeAndValue<'_>) -> Option<Strin
     let value = attr.attr_value();
     let data = value.data;
     match value.header.tag() {
-        Tag::Utf8String
-        | Tag::PrintableString
-        | Tag::Ia5String
-        | Tag::NumericString
-        | Tag::VisibleString => std::str::from_utf8(data).ok().map(str::to_owned),
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {
+            std::str::from_utf8(data).ok().map(str::to_owned)
+        }
         // T.61 is treated as Latin-1, which is what it holds in practice.
         Tag::T61String => Some(data.iter().map(|&b| char::from(b)).collect()),
         Tag::BmpString => {
             if data.len() % 2 != 0 {
                 return None;
             }
-            let units = data
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]));
-            char::decode_utf16(units)
-                .collect::<Result<String, _>>()
-                .ok()
+            let units = data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units).collect::<Result<String, _>>().ok()
         }
         Tag::UniversalString => {
             if data.len() % 4 != 0 {
                 return None;
             }
-            data.chunks_exact(4)
-                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                .collect()
+            data.chunks_exact(4).map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
         }
         _ => None,
     }
@@ -189,9 +181,8 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertificateInfo, PkiError> {
         .map_err(|e| PkiError::MalformedCertificate(format!("basicConstraints: {e}")))?
         .is_some_and(|bc| bc.value.ca);
 
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| PkiError::MalformedCertificate(format!("subjectAltName: {e}")))?;
+    let san =
+        cert.subject_alternative_name().map_err(|e| PkiError::MalformedCertificate(format!("subjectAltName: {e}")))?;
     if let Some(san) = san {
         for name in &san.value.general_names {
             match name {
@@ -212,21 +203,14 @@ pub fn parse_certificate(der: &[u8]) -> Result<CertificateInfo, PkiError> {
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes)
-            .ok()
-            .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
-        16 => <[u8; 16]>::try_from(bytes)
-            .ok()
-            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
         _ => None,
     }
 }
 
 /// Serial number bytes as lowercase hex, leading zero bytes (DER sign padding) removed.
 fn serial_hex(raw: &[u8]) -> String {
-    let start = raw
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(raw.len().saturating_sub(1));
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
     hex::encode(&raw[start..])
 }

@@ -12,12 +12,12 @@ use std::str::FromStr;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, EcdsaSigningAlgorithm, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
-    ECDSA_P384_SHA384_ASN1_SIGNING, ECDSA_P521_SHA512_ASN1_SIGNING,
+    EcdsaKeyPair, EcdsaSigningAlgorithm, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    ECDSA_P521_SHA512_ASN1_SIGNING,
 };
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256,
-    PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
+    CertificateParams, DistinguishedName, DnType, KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
+    PKCS_RSA_SHA256,
 };
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
@@ -45,13 +45,8 @@ const ACCEPTED_KEY_TYPES: &str =
 
 impl KeyType {
     /// Every key type, in the order of the enum.
-    pub const ALL: [KeyType; 5] = [
-        KeyType::EcP256,
-        KeyType::EcP384,
-        KeyType::Rsa2048,
-        KeyType::Rsa3072,
-        KeyType::Rsa4096,
-    ];
+    pub const ALL: [KeyType; 5] =
+        [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048, KeyType::Rsa3072, KeyType::Rsa4096];
 
     /// Canonical name, accepted back by [`FromStr`]: `ec-p256`, `ec-p384`, `rsa-2048`, ...
     pub fn as_str(self) -> &'static str {
@@ -86,10 +81,7 @@ impl FromStr for KeyType {
             "rsa" | "rsa2048" | "rsa-2048" => Ok(KeyType::Rsa2048),
             "rsa3072" | "rsa-3072" => Ok(KeyType::Rsa3072),
             "rsa4096" | "rsa-4096" => Ok(KeyType::Rsa4096),
-            _ => Err(PkiError::UnknownKeyType {
-                given: s.to_owned(),
-                accepted: ACCEPTED_KEY_TYPES,
-            }),
+            _ => Err(PkiError::UnknownKeyType { given: s.to_owned(), accepted: ACCEPTED_KEY_TYPES }),
         }
     }
 }
@@ -115,8 +107,8 @@ impl PrivateKeyPem {
 
     /// The key as an rcgen signing key.
     pub(crate) fn key_pair(&self) -> Result<KeyPair, PkiError> {
-        let block = pem::parse(&self.0)
-            .map_err(|e| PkiError::InvalidPrivateKey(format!("stored key is not PEM: {e}")))?;
+        let block =
+            pem::parse(&self.0).map_err(|e| PkiError::InvalidPrivateKey(format!("stored key is not PEM: {e}")))?;
         load_pkcs8(block.contents())
     }
 }
@@ -129,9 +121,7 @@ impl fmt::Debug for PrivateKeyPem {
 
 /// Generates a new private key of the given type.
 pub fn generate_key(kind: KeyType) -> Result<PrivateKeyPem, PkiError> {
-    Ok(PrivateKeyPem::from_pkcs8_der(
-        generate_key_pair(kind)?.serialized_der(),
-    ))
+    Ok(PrivateKeyPem::from_pkcs8_der(generate_key_pair(kind)?.serialized_der()))
 }
 
 /// Generates a key and returns it as an rcgen key pair, ready to sign or be certified.
@@ -161,10 +151,7 @@ pub fn normalize_private_key(pem: &str) -> Result<PrivateKeyPem, PkiError> {
 /// CSR for a device key (subject CN = common_name), PEM.
 pub fn make_csr(key: &PrivateKeyPem, common_name: &str) -> Result<String, PkiError> {
     if common_name.trim().is_empty() {
-        return Err(PkiError::InvalidSubject {
-            field: "common_name",
-            reason: "must not be empty".into(),
-        });
+        return Err(PkiError::InvalidSubject { field: "common_name", reason: "must not be empty".into() });
     }
     let key_pair = key.key_pair()?;
     let mut params = CertificateParams::default();
@@ -177,23 +164,18 @@ pub fn make_csr(key: &PrivateKeyPem, common_name: &str) -> Result<String, PkiErr
 
 /// Finds the first private key block in `pem` and converts it to PKCS#8 DER.
 fn pkcs8_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
-    let blocks = pem::parse_many(pem)
-        .map_err(|e| PkiError::InvalidPrivateKey(format!("not valid PEM: {e}")))?;
-    let block = blocks
-        .iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))
-        .ok_or_else(|| {
-            let found: Vec<&str> = blocks.iter().map(|b| b.tag()).collect();
-            PkiError::InvalidPrivateKey(if found.is_empty() {
-                "no PEM block found; expected -----BEGIN PRIVATE KEY----- (or EC/RSA PRIVATE KEY)"
-                    .to_owned()
-            } else {
-                format!(
-                    "no private key block found (found: {}); expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY",
-                    found.join(", ")
-                )
-            })
-        })?;
+    let blocks = pem::parse_many(pem).map_err(|e| PkiError::InvalidPrivateKey(format!("not valid PEM: {e}")))?;
+    let block = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")).ok_or_else(|| {
+        let found: Vec<&str> = blocks.iter().map(|b| b.tag()).collect();
+        PkiError::InvalidPrivateKey(if found.is_empty() {
+            "no PEM block found; expected -----BEGIN PRIVATE KEY----- (or EC/RSA PRIVATE KEY)".to_owned()
+        } else {
+            format!(
+                "no private key block found (found: {}); expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY",
+                found.join(", ")
+            )
+        })
+    })?;
 
     match block.tag() {
         "PRIVATE KEY" => Ok(block.contents().to_vec()),
@@ -213,9 +195,9 @@ fn pkcs8_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
                     "RSA PRIVATE KEY (PKCS#1) rejected: {e}; RSA keys must be 2048-8192 bits"
                 ))
             })?;
-            let pkcs8 = key.as_der().map_err(|_| {
-                PkiError::InvalidPrivateKey("could not re-encode the RSA key as PKCS#8".into())
-            })?;
+            let pkcs8 = key
+                .as_der()
+                .map_err(|_| PkiError::InvalidPrivateKey("could not re-encode the RSA key as PKCS#8".into()))?;
             Ok(pkcs8.as_ref().to_vec())
         }
         other => Err(PkiError::InvalidPrivateKey(format!(
@@ -226,22 +208,18 @@ fn pkcs8_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
 
 /// SEC1 (RFC 5915) EC key to PKCS#8, trying each supported curve.
 fn sec1_to_pkcs8(der: &[u8]) -> Result<Vec<u8>, PkiError> {
-    const CURVES: [&EcdsaSigningAlgorithm; 3] = [
-        &ECDSA_P256_SHA256_ASN1_SIGNING,
-        &ECDSA_P384_SHA384_ASN1_SIGNING,
-        &ECDSA_P521_SHA512_ASN1_SIGNING,
-    ];
+    const CURVES: [&EcdsaSigningAlgorithm; 3] =
+        [&ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P521_SHA512_ASN1_SIGNING];
     for alg in CURVES {
         if let Ok(key) = EcdsaKeyPair::from_private_key_der(alg, der) {
-            let doc = key.to_pkcs8v1().map_err(|_| {
-                PkiError::InvalidPrivateKey("could not re-encode the EC key as PKCS#8".into())
-            })?;
+            let doc = key
+                .to_pkcs8v1()
+                .map_err(|_| PkiError::InvalidPrivateKey("could not re-encode the EC key as PKCS#8".into()))?;
             return Ok(doc.as_ref().to_vec());
         }
     }
     Err(PkiError::InvalidPrivateKey(
-        "EC PRIVATE KEY (SEC1) could not be read; supported curves are P-256, P-384 and P-521"
-            .into(),
+        "EC PRIVATE KEY (SEC1) could not be read; supported curves are P-256, P-384 and P-521".into(),
     ))
 }
 

@@ -67,19 +67,13 @@ impl KeyKind {
         let alg = spki.algorithm.algorithm.to_id_string();
         match alg.as_str() {
             OID_RSA_ENCRYPTION => match spki.parsed() {
-                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa {
-                    bits: modulus_bits(rsa.modulus),
-                },
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa { bits: modulus_bits(rsa.modulus) },
                 _ => KeyKind::Other("RSA (unparsable public key)".into()),
             },
             OID_RSASSA_PSS => KeyKind::Other("RSASSA-PSS key (1.2.840.113549.1.1.10)".into()),
             OID_EC_PUBLIC_KEY => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|oid| oid.to_id_string());
+                let curve =
+                    spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|oid| oid.to_id_string());
                 match curve.as_deref() {
                     Some(OID_P256) => KeyKind::Ec(Curve::P256),
                     Some(OID_P384) => KeyKind::Ec(Curve::P384),
@@ -116,12 +110,8 @@ impl KeyKind {
     /// Accepts exactly the device keys AWS IoT accepts: RSA 2048-8192, EC P-256/P-384/P-521.
     pub(crate) fn check_device_key(&self) -> Result<(), PkiError> {
         match self {
-            KeyKind::Rsa { bits } if *bits < RSA_MIN_BITS => {
-                Err(PkiError::RsaKeyTooSmall { bits: *bits })
-            }
-            KeyKind::Rsa { bits } if *bits > RSA_MAX_BITS => {
-                Err(PkiError::RsaKeyTooLarge { bits: *bits })
-            }
+            KeyKind::Rsa { bits } if *bits < RSA_MIN_BITS => Err(PkiError::RsaKeyTooSmall { bits: *bits }),
+            KeyKind::Rsa { bits } if *bits > RSA_MAX_BITS => Err(PkiError::RsaKeyTooLarge { bits: *bits }),
             KeyKind::Rsa { .. } | KeyKind::Ec(_) => Ok(()),
             KeyKind::EcOther(s) => Err(PkiError::UnsupportedKeyAlgorithm(s.clone())),
             KeyKind::Ed25519 => Err(PkiError::UnsupportedKeyAlgorithm("Ed25519".into())),
@@ -211,11 +201,7 @@ pub(crate) fn verify_signature(
             }
             return Err(mismatch());
         }
-        _ => {
-            return Err(PkiError::UnsupportedSignatureAlgorithm(
-                signature_name(&sig_oid).to_owned(),
-            ))
-        }
+        _ => return Err(PkiError::UnsupportedSignatureAlgorithm(signature_name(&sig_oid).to_owned())),
     };
     check_rsa_size(&kind)?;
     let key = UnparsedPublicKey::new(alg, spki.subject_public_key.data.as_ref());
@@ -233,12 +219,9 @@ fn pss_algorithm(
             "RSASSA-PSS {why}; PSS needs SHA-256/384/512, MGF1 with the same hash and a salt as long as the hash (openssl: -sigopt rsa_pss_saltlen:digest)"
         ))
     };
-    let params = signature_algorithm
-        .parameters
-        .as_ref()
-        .ok_or_else(|| unsupported("without parameters".into()))?;
-    let params = RsaSsaPssParams::try_from(params)
-        .map_err(|e| unsupported(format!("with unreadable parameters ({e})")))?;
+    let params = signature_algorithm.parameters.as_ref().ok_or_else(|| unsupported("without parameters".into()))?;
+    let params =
+        RsaSsaPssParams::try_from(params).map_err(|e| unsupported(format!("with unreadable parameters ({e})")))?;
     let hash = params.hash_algorithm_oid().to_id_string();
     let (alg, hash_len): (&'static dyn VerificationAlgorithm, u32) = match hash.as_str() {
         "2.16.840.1.101.3.4.2.1" => (&signature::RSA_PSS_2048_8192_SHA256, 32),
@@ -251,15 +234,10 @@ fn pss_algorithm(
         .mask_gen_algorithm()
         .map_err(|e| unsupported(format!("with an unreadable mask generation function ({e})")))?;
     if mgf.mgf.to_id_string() != "1.2.840.113549.1.1.8" || mgf.hash.to_id_string() != hash {
-        return Err(unsupported(
-            "with a mask generation function other than MGF1 over the signature hash".into(),
-        ));
+        return Err(unsupported("with a mask generation function other than MGF1 over the signature hash".into()));
     }
     if params.salt_length() != hash_len {
-        return Err(unsupported(format!(
-            "with a {}-byte salt",
-            params.salt_length()
-        )));
+        return Err(unsupported(format!("with a {}-byte salt", params.salt_length())));
     }
     if params.trailer_field() != 1 {
         return Err(unsupported("with a non-standard trailer field".into()));
@@ -269,12 +247,8 @@ fn pss_algorithm(
 
 fn check_rsa_size(kind: &KeyKind) -> Result<(), PkiError> {
     match kind {
-        KeyKind::Rsa { bits } if *bits < RSA_MIN_BITS => {
-            Err(PkiError::RsaKeyTooSmall { bits: *bits })
-        }
-        KeyKind::Rsa { bits } if *bits > RSA_MAX_BITS => {
-            Err(PkiError::RsaKeyTooLarge { bits: *bits })
-        }
+        KeyKind::Rsa { bits } if *bits < RSA_MIN_BITS => Err(PkiError::RsaKeyTooSmall { bits: *bits }),
+        KeyKind::Rsa { bits } if *bits > RSA_MAX_BITS => Err(PkiError::RsaKeyTooLarge { bits: *bits }),
         _ => Ok(()),
     }
 }
@@ -315,13 +289,9 @@ pub fn verify_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<bool, PkiE
 
 /// Parses DER as X.509, refusing trailing bytes.
 pub(crate) fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
-    let (rest, cert) = X509Certificate::from_der(der)
-        .map_err(|e| PkiError::MalformedCertificate(e.to_string()))?;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::MalformedCertificate(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(PkiError::MalformedCertificate(format!(
-            "{} unexpected bytes after the certificate",
-            rest.len()
-        )));
+        return Err(PkiError::MalformedCertificate(format!("{} unexpected bytes after the certificate", rest.len())));
     }
     Ok(cert)
 }

@@ -1,18 +1,15 @@
 //! Issuance, loading, parsing and error behaviour, without external tools.
 
 use pki::{
-    certificate_id, der_to_pem, generate_key, make_csr, normalize_private_key, parse_certificate,
-    pem_to_der, verify_signed_by, CertificateAuthority, KeyType, PkiError, Subject,
+    certificate_id, der_to_pem, generate_key, make_csr, normalize_private_key, parse_certificate, pem_to_der,
+    verify_signed_by, CertificateAuthority, KeyType, PkiError, Subject,
 };
 
 /// 2049-12-31T23:59:59Z as unix seconds.
 const AWS_DEVICE_NOT_AFTER: i64 = 2_524_607_999;
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[test]
@@ -43,19 +40,13 @@ fn generated_ca_has_the_promised_shape() {
 
     // Two CAs never share a serial.
     let other = CertificateAuthority::generate("Test Root").unwrap();
-    assert_ne!(
-        parse_certificate(other.cert_der()).unwrap().serial_number,
-        info.serial_number
-    );
+    assert_ne!(parse_certificate(other.cert_der()).unwrap().serial_number, info.serial_number);
 }
 
 #[test]
 fn server_certificate_has_ip_and_dns_sans() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
-    let hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].iter().map(|s| s.to_string()).collect();
     let issued = ca.issue_server_certificate(&hosts, 30).unwrap();
     let der = pem_to_der(&issued.cert_pem).unwrap();
     let info = parse_certificate(&der).unwrap();
@@ -78,9 +69,7 @@ fn server_certificate_has_ip_and_dns_sans() {
     let csr = make_csr(&issued.key, "x").unwrap();
     let from_csr = ca.sign_csr(&csr).unwrap();
     assert_eq!(
-        parse_certificate(&pem_to_der(&from_csr).unwrap())
-            .unwrap()
-            .subject_public_key_info_der,
+        parse_certificate(&pem_to_der(&from_csr).unwrap()).unwrap().subject_public_key_info_der,
         info.subject_public_key_info_der
     );
 }
@@ -88,17 +77,9 @@ fn server_certificate_has_ip_and_dns_sans() {
 #[test]
 fn server_certificate_input_errors() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
-    assert!(matches!(
-        ca.issue_server_certificate(&[], 30),
-        Err(PkiError::NoHostnames)
-    ));
-    assert!(matches!(
-        ca.issue_server_certificate(&["localhost".into()], 0),
-        Err(PkiError::InvalidValidity(_))
-    ));
-    let err = ca
-        .issue_server_certificate(&["bad host".into()], 30)
-        .unwrap_err();
+    assert!(matches!(ca.issue_server_certificate(&[], 30), Err(PkiError::NoHostnames)));
+    assert!(matches!(ca.issue_server_certificate(&["localhost".into()], 0), Err(PkiError::InvalidValidity(_))));
+    let err = ca.issue_server_certificate(&["bad host".into()], 30).unwrap_err();
     assert!(err.to_string().contains("\"bad host\""), "{err}");
 }
 
@@ -151,9 +132,7 @@ fn device_certificates_of_every_key_type() {
         let ski = ca_cert
             .iter_extensions()
             .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
-                    Some(k.0.to_vec())
-                }
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
                 _ => None,
             })
             .unwrap();
@@ -170,16 +149,10 @@ fn device_certificates_of_every_key_type() {
 
         // The key is PKCS#8 and belongs to the certificate: a CSR made with it
         // yields a certificate with the same public key.
-        assert!(issued
-            .key
-            .expose()
-            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(issued.key.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
         let csr = make_csr(&issued.key, "again").unwrap();
         let again = parse_certificate(&pem_to_der(&ca.sign_csr(&csr).unwrap()).unwrap()).unwrap();
-        assert_eq!(
-            again.subject_public_key_info_der,
-            info.subject_public_key_info_der
-        );
+        assert_eq!(again.subject_public_key_info_der, info.subject_public_key_info_der);
         assert_eq!(again.subject.common_name.as_deref(), Some("again"));
     }
 }
@@ -187,36 +160,22 @@ fn device_certificates_of_every_key_type() {
 #[test]
 fn device_certificate_with_empty_subject_gets_default_cn() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
-    let issued = ca
-        .issue_device_certificate(KeyType::EcP256, &Subject::default())
-        .unwrap();
+    let issued = ca.issue_device_certificate(KeyType::EcP256, &Subject::default()).unwrap();
     let info = parse_certificate(&issued.cert_der().unwrap()).unwrap();
-    assert_eq!(
-        info.subject.common_name.as_deref(),
-        Some("Thingport Device Certificate")
-    );
+    assert_eq!(info.subject.common_name.as_deref(), Some("Thingport Device Certificate"));
 }
 
 #[test]
 fn bad_subject_fields_are_refused() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
     let err = ca
-        .issue_device_certificate(
-            KeyType::EcP256,
-            &Subject {
-                country: Some("DEU".into()),
-                ..Subject::default()
-            },
-        )
+        .issue_device_certificate(KeyType::EcP256, &Subject { country: Some("DEU".into()), ..Subject::default() })
         .unwrap_err();
     assert!(err.to_string().contains("two-letter"), "{err}");
     let err = ca
         .issue_device_certificate(
             KeyType::EcP256,
-            &Subject {
-                serial_number: Some("no_underscores".into()),
-                ..Subject::default()
-            },
+            &Subject { serial_number: Some("no_underscores".into()), ..Subject::default() },
         )
         .unwrap_err();
     assert!(matches!(err, PkiError::InvalidSubject { .. }), "{err}");
@@ -226,16 +185,11 @@ fn bad_subject_fields_are_refused() {
 fn certificate_from_another_ca_does_not_verify() {
     let ca = CertificateAuthority::generate("A").unwrap();
     let other = CertificateAuthority::generate("B").unwrap();
-    let issued = ca
-        .issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d"))
-        .unwrap();
+    let issued = ca.issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d")).unwrap();
     let der = issued.cert_der().unwrap();
     assert!(verify_signed_by(&der, ca.cert_der()).unwrap());
     assert!(!verify_signed_by(&der, other.cert_der()).unwrap());
-    assert!(matches!(
-        verify_signed_by(b"junk", ca.cert_der()),
-        Err(PkiError::MalformedCertificate(_))
-    ));
+    assert!(matches!(verify_signed_by(b"junk", ca.cert_der()), Err(PkiError::MalformedCertificate(_))));
 }
 
 #[test]
@@ -251,10 +205,7 @@ fn csrs_from_our_own_keys_are_signed() {
         let info = parse_certificate(&der).unwrap();
         assert_eq!(info.subject.common_name.as_deref(), Some("thing-42"));
         assert_eq!(info.not_after, AWS_DEVICE_NOT_AFTER);
-        assert_eq!(
-            info.issuer,
-            parse_certificate(ca.cert_der()).unwrap().subject
-        );
+        assert_eq!(info.issuer, parse_certificate(ca.cert_der()).unwrap().subject);
     }
 }
 
@@ -280,14 +231,9 @@ fn tampered_csrs_are_refused() {
             "{kind}: tampered signature accepted"
         );
         // Changing the signed content (the CN) must fail the same way.
-        let bad_cn = tamper(&csr, |der| {
-            der.windows(6).position(|w| w == b"victim").unwrap()
-        });
+        let bad_cn = tamper(&csr, |der| der.windows(6).position(|w| w == b"victim").unwrap());
         let err = ca.sign_csr(&bad_cn).unwrap_err();
-        assert!(
-            matches!(err, PkiError::CsrSignatureInvalid),
-            "{kind}: {err}"
-        );
+        assert!(matches!(err, PkiError::CsrSignatureInvalid), "{kind}: {err}");
         assert_eq!(
             err.to_string(),
             "CSR signature does not verify: the request was altered or was not signed by the key it contains"
@@ -305,37 +251,18 @@ fn garbage_input_is_refused_with_clear_errors() {
     let err = ca.sign_csr(ca.cert_pem()).unwrap_err();
     assert!(err.to_string().contains("found: CERTIFICATE"), "{err}");
 
-    let junk = pem::encode(&pem::Pem::new(
-        "CERTIFICATE REQUEST",
-        vec![0x30, 0x03, 1, 2, 3],
-    ));
+    let junk = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", vec![0x30, 0x03, 1, 2, 3]));
     assert!(matches!(ca.sign_csr(&junk), Err(PkiError::MalformedCsr(_))));
 
-    let err =
-        pem_to_der("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").unwrap_err();
-    assert!(
-        err.to_string().starts_with("not a PEM certificate: "),
-        "{err}"
-    );
+    let err = pem_to_der("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").unwrap_err();
+    assert!(err.to_string().starts_with("not a PEM certificate: "), "{err}");
     assert!(matches!(pem_to_der(""), Err(PkiError::NotPem { .. })));
-    assert!(matches!(
-        parse_certificate(b"\x30\x00"),
-        Err(PkiError::MalformedCertificate(_))
-    ));
+    assert!(matches!(parse_certificate(b"\x30\x00"), Err(PkiError::MalformedCertificate(_))));
     let mut der = ca.cert_der().to_vec();
     der.push(0);
-    assert!(matches!(
-        parse_certificate(&der),
-        Err(PkiError::MalformedCertificate(_))
-    ));
-    assert!(matches!(
-        normalize_private_key("not a key"),
-        Err(PkiError::InvalidPrivateKey(_))
-    ));
-    assert!(matches!(
-        normalize_private_key(ca.cert_pem()),
-        Err(PkiError::InvalidPrivateKey(_))
-    ));
+    assert!(matches!(parse_certificate(&der), Err(PkiError::MalformedCertificate(_))));
+    assert!(matches!(normalize_private_key("not a key"), Err(PkiError::InvalidPrivateKey(_))));
+    assert!(matches!(normalize_private_key(ca.cert_pem()), Err(PkiError::InvalidPrivateKey(_))));
 }
 
 #[test]
@@ -351,14 +278,9 @@ fn pem_der_round_trip_and_id() {
 
     let id = certificate_id(ca.cert_der());
     assert_eq!(id.len(), 64);
-    assert!(id
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     // Known answer: SHA-256("abc").
-    assert_eq!(
-        certificate_id(b"abc"),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(certificate_id(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 #[test]
@@ -367,9 +289,7 @@ fn ca_round_trips_through_pem() {
     let loaded = CertificateAuthority::from_pem(ca.cert_pem(), ca.key_pem().expose()).unwrap();
     assert_eq!(loaded.cert_der(), ca.cert_der());
     assert_eq!(loaded.key_pem(), ca.key_pem());
-    let issued = loaded
-        .issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d"))
-        .unwrap();
+    let issued = loaded.issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d")).unwrap();
     assert!(verify_signed_by(&issued.cert_der().unwrap(), ca.cert_der()).unwrap());
 }
 
@@ -387,9 +307,7 @@ fn ca_with_the_wrong_key_is_refused() {
 #[test]
 fn leaf_certificate_cannot_be_loaded_as_ca() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
-    let server = ca
-        .issue_server_certificate(&["localhost".into()], 1)
-        .unwrap();
+    let server = ca.issue_server_certificate(&["localhost".into()], 1).unwrap();
     let err = CertificateAuthority::from_pem(&server.cert_pem, server.key.expose()).unwrap_err();
     assert!(matches!(err, PkiError::NotCertificateAuthority(_)), "{err}");
     assert!(err.to_string().contains("CA:TRUE"));
@@ -403,15 +321,11 @@ fn rsa_ca_key_loaded_from_pkcs8_issues_verifiable_certs() {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "RSA Root");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "RSA Root");
     let cert = params.self_signed(&key_pair).unwrap();
     let ca = CertificateAuthority::from_pem(&cert.pem(), key.expose()).unwrap();
     for kind in [KeyType::EcP384, KeyType::Rsa3072] {
-        let issued = ca
-            .issue_device_certificate(kind, &Subject::with_common_name("d"))
-            .unwrap();
+        let issued = ca.issue_device_certificate(kind, &Subject::with_common_name("d")).unwrap();
         assert!(verify_signed_by(&issued.cert_der().unwrap(), ca.cert_der()).unwrap());
     }
 }
@@ -425,9 +339,7 @@ fn secrets_never_show_in_debug_output() {
     let ca_debug = format!("{ca:?}");
     assert!(!ca_debug.contains("BEGIN"), "{ca_debug}");
     assert!(!ca_debug.contains(&ca.key_pem().expose()[30..60]));
-    let issued = ca
-        .issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d"))
-        .unwrap();
+    let issued = ca.issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("d")).unwrap();
     let issued_debug = format!("{issued:?}");
     assert!(!issued_debug.contains("PRIVATE KEY"), "{issued_debug}");
     assert!(issued_debug.contains("<private key>"));
@@ -455,21 +367,12 @@ fn key_type_names() {
     }
     let err = "dsa".parse::<KeyType>().unwrap_err().to_string();
     assert!(err.contains("\"dsa\""), "{err}");
-    for accepted in [
-        "ec", "ec-p256", "p256", "ec-p384", "p384", "rsa", "rsa2048", "rsa-2048", "rsa3072",
-        "rsa4096",
-    ] {
+    for accepted in ["ec", "ec-p256", "p256", "ec-p384", "p384", "rsa", "rsa2048", "rsa-2048", "rsa3072", "rsa4096"] {
         assert!(err.contains(accepted), "{err} should list {accepted}");
     }
     // serde uses the variant names.
-    assert_eq!(
-        serde_json::to_string(&KeyType::EcP384).unwrap(),
-        "\"EcP384\""
-    );
-    assert_eq!(
-        serde_json::from_str::<KeyType>("\"Rsa4096\"").unwrap(),
-        KeyType::Rsa4096
-    );
+    assert_eq!(serde_json::to_string(&KeyType::EcP384).unwrap(), "\"EcP384\"");
+    assert_eq!(serde_json::from_str::<KeyType>("\"Rsa4096\"").unwrap(), KeyType::Rsa4096);
 }
 
 #[test]
@@ -489,10 +392,7 @@ fn normalize_keeps_pkcs8_keys_and_make_csr_checks_input() {
         assert_eq!(normalize_private_key(key.expose()).unwrap(), key);
     }
     let key = generate_key(KeyType::EcP256).unwrap();
-    assert!(matches!(
-        make_csr(&key, ""),
-        Err(PkiError::InvalidSubject { .. })
-    ));
+    assert!(matches!(make_csr(&key, ""), Err(PkiError::InvalidSubject { .. })));
 }
 
 #[test]

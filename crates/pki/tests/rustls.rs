@@ -25,19 +25,13 @@ fn key(pem: &pki::PrivateKeyPem) -> PrivateKeyDer<'static> {
 
 fn roots(ca: &CertificateAuthority) -> Arc<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(ca.cert_der().to_vec()))
-        .unwrap();
+    roots.add(CertificateDer::from(ca.cert_der().to_vec())).unwrap();
     Arc::new(roots)
 }
 
 fn server_config(ca: &CertificateAuthority) -> Arc<ServerConfig> {
-    let server = ca
-        .issue_server_certificate(&["localhost".into(), "127.0.0.1".into(), "::1".into()], 7)
-        .unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca), provider())
-        .build()
-        .unwrap();
+    let server = ca.issue_server_certificate(&["localhost".into(), "127.0.0.1".into(), "::1".into()], 7).unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca), provider()).build().unwrap();
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -61,9 +55,7 @@ fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Re
         while !rd.is_empty() {
             server.read_tls(&mut rd).unwrap();
         }
-        server
-            .process_new_packets()
-            .map_err(|e| format!("server: {e}"))?;
+        server.process_new_packets().map_err(|e| format!("server: {e}"))?;
 
         let mut buf = Vec::new();
         while server.wants_write() {
@@ -73,9 +65,7 @@ fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Re
         while !rd.is_empty() {
             client.read_tls(&mut rd).unwrap();
         }
-        client
-            .process_new_packets()
-            .map_err(|e| format!("client: {e}"))?;
+        client.process_new_packets().map_err(|e| format!("client: {e}"))?;
     }
     Err("handshake did not finish".into())
 }
@@ -85,13 +75,9 @@ fn client_verifier_accepts_our_device_certificates() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
     // Building the server config proves the server cert + key are accepted.
     let _ = server_config(&ca);
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca), provider())
-        .build()
-        .unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca), provider()).build().unwrap();
     for kind in KeyType::ALL {
-        let device = ca
-            .issue_device_certificate(kind, &Subject::with_common_name("dev"))
-            .unwrap();
+        let device = ca.issue_device_certificate(kind, &Subject::with_common_name("dev")).unwrap();
         verifier
             .verify_client_cert(&cert(&device.cert_pem), &[], UnixTime::now())
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
@@ -99,20 +85,12 @@ fn client_verifier_accepts_our_device_certificates() {
 
     // A device certificate from a different CA is rejected.
     let stranger = CertificateAuthority::generate("Other Root").unwrap();
-    let device = stranger
-        .issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("dev"))
-        .unwrap();
-    assert!(verifier
-        .verify_client_cert(&cert(&device.cert_pem), &[], UnixTime::now())
-        .is_err());
+    let device = stranger.issue_device_certificate(KeyType::EcP256, &Subject::with_common_name("dev")).unwrap();
+    assert!(verifier.verify_client_cert(&cert(&device.cert_pem), &[], UnixTime::now()).is_err());
 
     // A server certificate is not a client certificate (EKU serverAuth only).
-    let server = ca
-        .issue_server_certificate(&["localhost".into()], 1)
-        .unwrap();
-    assert!(verifier
-        .verify_client_cert(&cert(&server.cert_pem), &[], UnixTime::now())
-        .is_err());
+    let server = ca.issue_server_certificate(&["localhost".into()], 1).unwrap();
+    assert!(verifier.verify_client_cert(&cert(&server.cert_pem), &[], UnixTime::now()).is_err());
 }
 
 #[test]
@@ -120,9 +98,7 @@ fn mutual_tls_handshake_in_memory() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
     let server_config = server_config(&ca);
     for kind in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048] {
-        let device = ca
-            .issue_device_certificate(kind, &Subject::with_common_name("dev"))
-            .unwrap();
+        let device = ca.issue_device_certificate(kind, &Subject::with_common_name("dev")).unwrap();
         let client_config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -139,11 +115,8 @@ fn mutual_tls_handshake_in_memory() {
             assert_eq!(presented[0].as_ref(), pem_to_der(&device.cert_pem).unwrap());
         }
         // A name that is not in the server certificate fails on the client side.
-        let mut client = ClientConnection::new(
-            client_config.clone(),
-            ServerName::try_from("example.com").unwrap(),
-        )
-        .unwrap();
+        let mut client =
+            ClientConnection::new(client_config.clone(), ServerName::try_from("example.com").unwrap()).unwrap();
         let mut server = ServerConnection::new(server_config.clone()).unwrap();
         let err = handshake(&mut client, &mut server).unwrap_err();
         assert!(err.starts_with("client:"), "{err}");
@@ -153,16 +126,10 @@ fn mutual_tls_handshake_in_memory() {
 #[test]
 fn csr_signed_certificates_work_as_client_certificates() {
     let ca = CertificateAuthority::generate("Test Root").unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca), provider())
-        .build()
-        .unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca), provider()).build().unwrap();
     for kind in [KeyType::EcP256, KeyType::Rsa2048] {
         let key = pki::generate_key(kind).unwrap();
-        let pem = ca
-            .sign_csr(&pki::make_csr(&key, "csr-device").unwrap())
-            .unwrap();
-        verifier
-            .verify_client_cert(&cert(&pem), &[], UnixTime::now())
-            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let pem = ca.sign_csr(&pki::make_csr(&key, "csr-device").unwrap()).unwrap();
+        verifier.verify_client_cert(&cert(&pem), &[], UnixTime::now()).unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }

@@ -162,10 +162,7 @@ pub(crate) fn parse_query(raw_query: &str, plus: Plus) -> Vec<QueryParam> {
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            QueryParam {
-                name: percent_decode(name, plus),
-                value: percent_decode(value, plus),
-            }
+            QueryParam { name: percent_decode(name, plus), value: percent_decode(value, plus) }
         })
         .collect()
 }
@@ -259,14 +256,8 @@ mod tests {
     #[test]
     fn query_canonicalisation() {
         assert_eq!(canonical_query(""), "");
-        assert_eq!(
-            canonical_query("Param2=value2&Param1=value1"),
-            "Param1=value1&Param2=value2"
-        );
-        assert_eq!(
-            canonical_query("Param1=value2&Param1=Value1"),
-            "Param1=Value1&Param1=value2"
-        );
+        assert_eq!(canonical_query("Param2=value2&Param1=value1"), "Param1=value1&Param2=value2");
+        assert_eq!(canonical_query("Param1=value2&Param1=Value1"), "Param1=Value1&Param1=value2");
         assert_eq!(canonical_query("b&a=1"), "a=1&b=");
         assert_eq!(canonical_query("a=1=2"), "a=1%3D2");
         assert_eq!(canonical_query("q=a+b"), "q=a%2Bb");

@@ -55,8 +55,7 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// signed (S3); see [`chunk_signature`].
 pub const STREAMING_PAYLOAD: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 /// Hex SHA-256 of the empty string.
-pub const EMPTY_PAYLOAD_SHA256: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_PAYLOAD_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// Longest validity of a presigned request (7 days), as AWS enforces.
 pub const MAX_PRESIGNED_EXPIRES_SECS: i64 = 604_800;
 /// AWS's allowed clock skew for header-signed requests (15 minutes).
@@ -108,10 +107,7 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
-        Self {
-            access_key_id: access_key_id.into(),
-            secret_access_key: secret_access_key.into(),
-        }
+        Self { access_key_id: access_key_id.into(), secret_access_key: secret_access_key.into() }
     }
 }
 
@@ -161,10 +157,7 @@ pub enum AuthError {
     /// The signature is wrong. Carries what the server signed, as AWS does
     /// in its error response, to help debugging a client.
     #[error("the request signature does not match")]
-    SignatureDoesNotMatch {
-        canonical_request: String,
-        string_to_sign: String,
-    },
+    SignatureDoesNotMatch { canonical_request: String, string_to_sign: String },
     /// Header-signed request (or presigned one dated in the future) too far
     /// from the server's clock.
     #[error("request time too skewed")]
@@ -228,10 +221,7 @@ pub fn credential_scope(date: &str, region: &str, service: &str) -> String {
 
 /// `AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256(canonical_request)>`.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// Hex HMAC-SHA256 of a string to sign under a signing key.
@@ -244,15 +234,8 @@ pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
 /// `AWS4-HMAC-SHA256-PAYLOAD\n<ts>\n<scope>\n<prev_sig>\n<sha256("")>\n<chunk_hash>`.
 /// The first chunk's `prev_signature` is the request's seed signature
 /// ([`Verified::signature`]); each later one is the previous chunk's.
-pub fn chunk_string_to_sign(
-    prev_signature: &str,
-    amz_date: &str,
-    scope: &str,
-    chunk_hash: &str,
-) -> String {
-    format!(
-        "{ALGORITHM}-PAYLOAD\n{amz_date}\n{scope}\n{prev_signature}\n{EMPTY_PAYLOAD_SHA256}\n{chunk_hash}"
-    )
+pub fn chunk_string_to_sign(prev_signature: &str, amz_date: &str, scope: &str, chunk_hash: &str) -> String {
+    format!("{ALGORITHM}-PAYLOAD\n{amz_date}\n{scope}\n{prev_signature}\n{EMPTY_PAYLOAD_SHA256}\n{chunk_hash}")
 }
 
 /// The signature of one `aws-chunked` chunk (see [`chunk_string_to_sign`]).
@@ -265,10 +248,7 @@ pub fn chunk_signature(
     scope: &str,
     chunk_hash: &str,
 ) -> String {
-    signature(
-        signing_key,
-        &chunk_string_to_sign(prev_signature, amz_date, scope, chunk_hash),
-    )
+    signature(signing_key, &chunk_string_to_sign(prev_signature, amz_date, scope, chunk_hash))
 }
 
 /// Constant-time comparison of two signatures (or any two strings).
@@ -301,9 +281,7 @@ fn canonical_headers(
             .map(|(_, v)| trim_all(v))
             .collect();
         if values.is_empty() {
-            return Err(malformed(format!(
-                "signed header {name:?} is not present in the request"
-            )));
+            return Err(malformed(format!("signed header {name:?} is not present in the request")));
         }
         out.push_str(name);
         out.push(':');
@@ -321,9 +299,7 @@ fn assemble(
     signed_headers: &str,
     payload_hash: &str,
 ) -> String {
-    format!(
-        "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
-    )
+    format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}")
 }
 
 /// The canonical request for `req` with the given signed header names
@@ -331,11 +307,7 @@ fn assemble(
 /// is canonicalised as in [`canonical_query`] (all parameters, `+` literal),
 /// the payload hash is `req.payload_hash`. Fails only if a signed header is
 /// missing from `req.headers`.
-pub fn canonical_request(
-    req: &Request,
-    uri: UriEncoding,
-    signed_headers: &[&str],
-) -> Result<String, AuthError> {
+pub fn canonical_request(req: &Request, uri: UriEncoding, signed_headers: &[&str]) -> Result<String, AuthError> {
     let headers = canonical_headers(req.headers, &[], signed_headers)?;
     Ok(assemble(
         req.method,
@@ -374,20 +346,13 @@ pub fn sign_headers(
         .filter(|(n, _)| !replaced.iter().any(|r| n.eq_ignore_ascii_case(r)))
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
         .collect();
-    let extra = [
-        ("x-amz-date", amz_date.as_str()),
-        ("x-amz-content-sha256", req.payload_hash),
-    ];
-    let mut names: Vec<&str> = headers
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .chain(extra.iter().map(|(n, _)| *n))
-        .collect();
+    let extra = [("x-amz-date", amz_date.as_str()), ("x-amz-content-sha256", req.payload_hash)];
+    let mut names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).chain(extra.iter().map(|(n, _)| *n)).collect();
     names.sort_unstable();
     names.dedup();
     let signed_headers = names.join(";");
-    let canonical_headers = canonical_headers(&headers, &extra, &names)
-        .expect("every name was taken from the headers themselves");
+    let canonical_headers =
+        canonical_headers(&headers, &extra, &names).expect("every name was taken from the headers themselves");
     let creq = assemble(
         req.method,
         &canonical_uri(req.raw_path, uri),
@@ -410,23 +375,14 @@ pub fn sign_headers(
             ),
         ),
         ("x-amz-date".to_owned(), amz_date),
-        (
-            "x-amz-content-sha256".to_owned(),
-            req.payload_hash.to_owned(),
-        ),
+        ("x-amz-content-sha256".to_owned(), req.payload_hash.to_owned()),
     ]
 }
 
 /// The `X-Amz-*` query parameters that presigning adds (and that are
 /// dropped from an existing query before presigning again).
-const PRESIGN_PARAMS: [&str; 6] = [
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-];
+const PRESIGN_PARAMS: [&str; 6] =
+    ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"];
 
 /// The payload hash of a presigned request: S3 signs `UNSIGNED-PAYLOAD`
 /// unless an `X-Amz-Content-Sha256` query parameter says otherwise; other
@@ -466,11 +422,7 @@ pub fn presign_query(
     let date = &amz_date[..8];
     let scope = credential_scope(date, region, service);
 
-    let mut names: Vec<String> = req
-        .headers
-        .iter()
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .collect();
+    let mut names: Vec<String> = req.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
     names.sort_unstable();
     names.dedup();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -497,8 +449,8 @@ pub fn presign_query(
 
     let params = parse_query(&query, Plus::Literal);
     let payload_hash = presigned_payload_hash(req, uri, &params);
-    let canonical_headers = canonical_headers(req.headers, &[], &names)
-        .expect("every name was taken from the headers themselves");
+    let canonical_headers =
+        canonical_headers(req.headers, &[], &names).expect("every name was taken from the headers themselves");
     let creq = assemble(
         req.method,
         &canonical_uri(req.raw_path, uri),
@@ -532,24 +484,16 @@ struct Claim {
 /// service).
 fn parse_credential(credential: &str) -> Result<(String, String, String, String), AuthError> {
     let mut parts = credential.rsplitn(5, '/');
-    let (Some(terminator), Some(service), Some(region), Some(date), Some(key)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return Err(malformed(
-            "Credential must be <access key id>/<date>/<region>/<service>/aws4_request",
-        ));
+    let (Some(terminator), Some(service), Some(region), Some(date), Some(key)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("Credential must be <access key id>/<date>/<region>/<service>/aws4_request"));
     };
     if terminator != TERMINATOR {
         return Err(malformed("credential scope must end with aws4_request"));
     }
     if key.is_empty() || region.is_empty() || service.is_empty() {
-        return Err(malformed(
-            "empty access key id, region or service in Credential",
-        ));
+        return Err(malformed("empty access key id, region or service in Credential"));
     }
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("credential scope date must be YYYYMMDD"));
@@ -561,9 +505,7 @@ fn parse_signed_headers(list: &str) -> Result<Vec<&str>, AuthError> {
     let names: Vec<&str> = list.split(';').collect();
     for name in &names {
         let valid = !name.is_empty()
-            && name.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
-            });
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !valid {
             return Err(malformed(format!(
                 "SignedHeaders must be lowercase header names separated by ';', got {list:?}"
@@ -594,9 +536,7 @@ fn make_claim(
 ) -> Result<Claim, AuthError> {
     let (access_key_id, date, region, service) = parse_credential(credential)?;
     if !amz_date.starts_with(&date) {
-        return Err(malformed(format!(
-            "credential scope date {date} does not match request date {amz_date}"
-        )));
+        return Err(malformed(format!("credential scope date {date} does not match request date {amz_date}")));
     }
     parse_signed_headers(signed_headers)?;
     check_signature_syntax(signature)?;
@@ -613,17 +553,10 @@ fn make_claim(
 }
 
 fn header_values<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h str> {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-        .collect()
+    headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
 }
 
-fn single_header<'h>(
-    headers: &'h [(String, String)],
-    name: &str,
-) -> Result<Option<&'h str>, AuthError> {
+fn single_header<'h>(headers: &'h [(String, String)], name: &str) -> Result<Option<&'h str>, AuthError> {
     match header_values(headers, name).as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one.trim())),
@@ -635,16 +568,12 @@ fn single_header<'h>(
 /// the request date.
 fn header_claim(authorization: &str, headers: &[(String, String)]) -> Result<Claim, AuthError> {
     let authorization = authorization.trim();
-    let (scheme, rest) = authorization
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or((authorization, ""));
+    let (scheme, rest) = authorization.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((authorization, ""));
     if scheme != ALGORITHM {
         if scheme.is_empty() {
             return Err(malformed("empty Authorization header"));
         }
-        return Err(AuthError::UnsupportedAlgorithm(
-            scheme.chars().take(64).collect(),
-        ));
+        return Err(AuthError::UnsupportedAlgorithm(scheme.chars().take(64).collect()));
     }
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for item in rest.split(',') {
@@ -668,17 +597,12 @@ fn header_claim(authorization: &str, headers: &[(String, String)]) -> Result<Cla
             return Err(malformed("repeated component in Authorization header"));
         }
     }
-    let (Some(credential), Some(signed_headers), Some(signature)) =
-        (credential, signed_headers, signature)
-    else {
-        return Err(malformed(
-            "Authorization header needs Credential, SignedHeaders and Signature",
-        ));
+    let (Some(credential), Some(signed_headers), Some(signature)) = (credential, signed_headers, signature) else {
+        return Err(malformed("Authorization header needs Credential, SignedHeaders and Signature"));
     };
 
     let (amz_date, signed_at) = if let Some(v) = single_header(headers, "x-amz-date")? {
-        let t = parse_amz_date(v)
-            .ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
+        let t = parse_amz_date(v).ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
         (v.to_owned(), t)
     } else if let Some(v) = single_header(headers, "date")? {
         let t = parse_amz_date(v)
@@ -698,11 +622,7 @@ fn query_param<'q>(params: &'q [QueryParam], name: &str) -> Result<Option<&'q st
     if found.next().is_some() {
         return Err(malformed(format!("repeated {name} query parameter")));
     }
-    first
-        .map(|p| {
-            std::str::from_utf8(&p.value).map_err(|_| malformed(format!("{name} is not UTF-8")))
-        })
-        .transpose()
+    first.map(|p| std::str::from_utf8(&p.value).map_err(|_| malformed(format!("{name} is not UTF-8")))).transpose()
 }
 
 fn required_param<'q>(params: &'q [QueryParam], name: &str) -> Result<&'q str, AuthError> {
@@ -714,14 +634,11 @@ fn required_param<'q>(params: &'q [QueryParam], name: &str) -> Result<&'q str, A
 fn query_claim(params: &[QueryParam]) -> Result<(Claim, Option<i64>), AuthError> {
     let algorithm = required_param(params, "X-Amz-Algorithm")?;
     if algorithm != ALGORITHM {
-        return Err(AuthError::UnsupportedAlgorithm(
-            algorithm.chars().take(64).collect(),
-        ));
+        return Err(AuthError::UnsupportedAlgorithm(algorithm.chars().take(64).collect()));
     }
     let credential = required_param(params, "X-Amz-Credential")?;
     let amz_date = required_param(params, "X-Amz-Date")?;
-    let signed_at = parse_amz_date(amz_date)
-        .ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
+    let signed_at = parse_amz_date(amz_date).ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z'"))?;
     let signed_headers = required_param(params, "X-Amz-SignedHeaders")?;
     let signature = required_param(params, "X-Amz-Signature")?;
     let expires = match query_param(params, "X-Amz-Expires")? {
@@ -731,24 +648,15 @@ fn query_claim(params: &[QueryParam]) -> Result<(Claim, Option<i64>), AuthError>
                 return Err(malformed("X-Amz-Expires must be a number of seconds"));
             }
             // Anything longer than 7 digits is over the limit anyway.
-            let secs = if v.trim_start_matches('0').len() > 7 {
-                i64::MAX
-            } else {
-                v.parse::<i64>().unwrap_or(i64::MAX)
-            };
+            let secs =
+                if v.trim_start_matches('0').len() > 7 { i64::MAX } else { v.parse::<i64>().unwrap_or(i64::MAX) };
             if secs > MAX_PRESIGNED_EXPIRES_SECS {
                 return Err(AuthError::ExpiresTooLong);
             }
             Some(secs)
         }
     };
-    let claim = make_claim(
-        credential,
-        amz_date.to_owned(),
-        signed_at,
-        signed_headers,
-        signature,
-    )?;
+    let claim = make_claim(credential, amz_date.to_owned(), signed_at, signed_headers, signature)?;
     Ok((claim, expires))
 }
 
@@ -793,9 +701,7 @@ pub fn verify(
     max_skew_secs: i64,
 ) -> Result<Verified, AuthError> {
     let params = parse_query(req.raw_query, Plus::Literal);
-    let presigned = params
-        .iter()
-        .any(|p| p.name == b"X-Amz-Signature" || p.name == b"X-Amz-Algorithm");
+    let presigned = params.iter().any(|p| p.name == b"X-Amz-Signature" || p.name == b"X-Amz-Algorithm");
     let authorization = single_header(req.headers, "authorization")?;
     let skew = i128::from(max_skew_secs.max(0));
     let now = i128::from(now);
@@ -803,9 +709,7 @@ pub fn verify(
     let claim = match (authorization, presigned) {
         (None, false) => return Err(AuthError::MissingAuthentication),
         (Some(_), true) => {
-            return Err(malformed(
-                "only one of the Authorization header and X-Amz-Signature may be used",
-            ))
+            return Err(malformed("only one of the Authorization header and X-Amz-Signature may be used"))
         }
         (Some(authorization), false) => {
             let claim = header_claim(authorization, req.headers)?;
@@ -838,27 +742,17 @@ pub fn verify(
 
     let signed_names: Vec<&str> = claim.signed_headers.split(';').collect();
     let canonical_headers = canonical_headers(req.headers, &[], &signed_names)?;
-    let secret = secret_for(&claim.access_key_id)
-        .ok_or_else(|| AuthError::UnknownAccessKey(claim.access_key_id.clone()))?;
+    let secret =
+        secret_for(&claim.access_key_id).ok_or_else(|| AuthError::UnknownAccessKey(claim.access_key_id.clone()))?;
     let canonical_uri = canonical_uri(req.raw_path, uri);
-    let payload_hash = if presigned {
-        presigned_payload_hash(req, uri, &params)
-    } else {
-        req.payload_hash.to_owned()
-    };
+    let payload_hash = if presigned { presigned_payload_hash(req, uri, &params) } else { req.payload_hash.to_owned() };
     let skip: Option<&[u8]> = presigned.then_some(b"X-Amz-Signature".as_slice());
     let scope = credential_scope(&claim.date, &claim.region, &claim.service);
     let key = signing_key(&secret, &claim.date, &claim.region, &claim.service);
 
     let attempt = |query: &str| {
-        let creq = assemble(
-            req.method,
-            &canonical_uri,
-            query,
-            &canonical_headers,
-            &claim.signed_headers,
-            &payload_hash,
-        );
+        let creq =
+            assemble(req.method, &canonical_uri, query, &canonical_headers, &claim.signed_headers, &payload_hash);
         let sts = string_to_sign(&claim.amz_date, &scope, &creq);
         let ok = signatures_equal(&signature(&key, &sts), &claim.signature);
         (ok, creq, sts)
@@ -870,10 +764,7 @@ pub fn verify(
         ok = attempt(&canonical_query_from(&spaced, skip)).0;
     }
     if !ok {
-        return Err(AuthError::SignatureDoesNotMatch {
-            canonical_request,
-            string_to_sign,
-        });
+        return Err(AuthError::SignatureDoesNotMatch { canonical_request, string_to_sign });
     }
     Ok(Verified {
         access_key_id: claim.access_key_id,

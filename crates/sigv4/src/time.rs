@@ -62,12 +62,7 @@ pub fn format_amz_date(unix_secs: i64) -> String {
     let days = unix_secs.div_euclid(86_400);
     let secs = unix_secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// Parse a SigV4 timestamp (`YYYYMMDD'T'HHMMSS'Z'`, exactly 16 characters)
@@ -102,30 +97,18 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     let year = parts.next()?;
     let time = parts.next()?;
     let zone = parts.next()?;
-    if !matches!(zone, "GMT" | "UTC" | "+0000" | "-0000")
-        || parts.next().is_some()
-        || day.len() != 2
-        || year.len() != 4
+    if !matches!(zone, "GMT" | "UTC" | "+0000" | "-0000") || parts.next().is_some() || day.len() != 2 || year.len() != 4
     {
         return None;
     }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
     let mut hms = time.split(':');
     let (h, m, sec) = (hms.next()?, hms.next()?, hms.next()?);
     if hms.next().is_some() || h.len() != 2 || m.len() != 2 || sec.len() != 2 {
         return None;
     }
-    from_parts(
-        digits(year)?,
-        month,
-        digits(day)?,
-        digits(h)?,
-        digits(m)?,
-        digits(sec)?,
-    )
+    from_parts(digits(year)?, month, digits(day)?, digits(h)?, digits(m)?, digits(sec)?)
 }
 
 #[cfg(test)]
@@ -175,14 +158,8 @@ mod tests {
 
     #[test]
     fn http_date() {
-        assert_eq!(
-            parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT"),
-            Some(VECTOR_TIME)
-        );
-        assert_eq!(
-            parse_http_date("Sun, 30 Aug 2015 12:36:00 -0000"),
-            Some(VECTOR_TIME)
-        );
+        assert_eq!(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT"), Some(VECTOR_TIME));
+        assert_eq!(parse_http_date("Sun, 30 Aug 2015 12:36:00 -0000"), Some(VECTOR_TIME));
         assert_eq!(parse_http_date("Sun, 30 Aug 2015 12:36:00 +0100"), None);
         assert_eq!(parse_http_date("Sun 30 Aug 2015 12:36:00 GMT"), None);
         assert_eq!(parse_http_date("Sun, 31 Sep 2015 12:36:00 GMT"), None);

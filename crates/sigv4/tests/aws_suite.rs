@@ -9,9 +9,9 @@
 //!   the `aws-chunked` streaming upload with its chunk signatures.
 
 use sigv4::{
-    canonical_request, chunk_signature, credential_scope, presign_query, sha256_hex, sign_headers,
-    signature, signing_key, string_to_sign, verify, Credentials, Request, UriEncoding, Verified,
-    EMPTY_PAYLOAD_SHA256, STREAMING_PAYLOAD,
+    canonical_request, chunk_signature, credential_scope, presign_query, sha256_hex, sign_headers, signature,
+    signing_key, string_to_sign, verify, Credentials, Request, UriEncoding, Verified, EMPTY_PAYLOAD_SHA256,
+    STREAMING_PAYLOAD,
 };
 
 const SUITE_KEY: &str = "AKIDEXAMPLE";
@@ -25,10 +25,7 @@ const S3_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const S3_TIME: i64 = 1_369_353_600; // 20130524T000000Z
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
 }
 
 struct Case {
@@ -51,16 +48,7 @@ const fn case(
     body: &'static str,
     signature: &'static str,
 ) -> Case {
-    Case {
-        name,
-        method,
-        path,
-        query,
-        headers,
-        body,
-        uri: UriEncoding::Double,
-        signature,
-    }
+    Case { name, method, path, query, headers, body, uri: UriEncoding::Double, signature }
 }
 
 const VANILLA: &str = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
@@ -363,12 +351,9 @@ fn official_suite_signatures_are_reproduced_and_verified() {
                 c.signature
             ),
         ));
-        let req = Request {
-            headers: &headers,
-            ..req
-        };
-        let verified = verify(&req, c.uri, suite_secret, SUITE_TIME, 900)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
+        let req = Request { headers: &headers, ..req };
+        let verified =
+            verify(&req, c.uri, suite_secret, SUITE_TIME, 900).unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
         assert_eq!(
             verified,
             Verified {
@@ -386,10 +371,7 @@ fn official_suite_signatures_are_reproduced_and_verified() {
 #[test]
 fn official_suite_canonical_requests() {
     // Spot checks of whole canonical requests from the suite's .creq files.
-    let headers = h(&[
-        ("Host", "example.amazonaws.com"),
-        ("X-Amz-Date", SUITE_DATE),
-    ]);
+    let headers = h(&[("Host", "example.amazonaws.com"), ("X-Amz-Date", SUITE_DATE)]);
     let req = Request {
         method: "GET",
         raw_path: "/",
@@ -401,11 +383,7 @@ fn official_suite_canonical_requests() {
         canonical_request(&req, UriEncoding::Double, &["host", "x-amz-date"]).unwrap(),
         "GET\n/\nParam1=value1&Param1=value2\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
-    let req = Request {
-        raw_path: "/example space/",
-        raw_query: "",
-        ..req
-    };
+    let req = Request { raw_path: "/example space/", raw_query: "", ..req };
     let creq = canonical_request(&req, UriEncoding::Double, &["host", "x-amz-date"]).unwrap();
     assert!(creq.starts_with("GET\n/example%20space/\n\n"), "{creq}");
     assert_eq!(
@@ -416,17 +394,10 @@ fn official_suite_canonical_requests() {
         ),
         "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n63ee75631ed7234ae61b5f736dfc7754cdccfedbff4b5128a915706ee9390d86"
     );
-    let req = Request {
-        raw_path: "/ሴ",
-        ..req
-    };
+    let req = Request { raw_path: "/ሴ", ..req };
     let creq = canonical_request(&req, UriEncoding::Double, &["host", "x-amz-date"]).unwrap();
     assert!(creq.starts_with("GET\n/%E1%88%B4\n\n"), "{creq}");
-    let sts = string_to_sign(
-        SUITE_DATE,
-        &credential_scope("20150830", "us-east-1", "service"),
-        &creq,
-    );
+    let sts = string_to_sign(SUITE_DATE, &credential_scope("20150830", "us-east-1", "service"), &creq);
     assert!(sts.ends_with("\n2a0a97d02205e45ce2e994789806b19270cfbbb0921b278ccf58f5249ac42102"));
 }
 
@@ -498,28 +469,15 @@ fn s3_documentation_header_examples() {
             headers: &headers,
             payload_hash: &payload_hash,
         };
-        let added = sign_headers(
-            &req,
-            UriEncoding::Single,
-            &s3_creds(),
-            "us-east-1",
-            "s3",
-            S3_TIME,
-        );
+        let added = sign_headers(&req, UriEncoding::Single, &s3_creds(), "us-east-1", "s3", S3_TIME);
         assert_eq!(added[0].0, "authorization");
         assert_eq!(added[0].1, c.authorization, "{} {}", c.method, c.path);
         assert_eq!(added[1], ("x-amz-date".into(), "20130524T000000Z".into()));
-        assert_eq!(
-            added[2],
-            ("x-amz-content-sha256".into(), payload_hash.clone())
-        );
+        assert_eq!(added[2], ("x-amz-content-sha256".into(), payload_hash.clone()));
 
         let mut headers = headers.clone();
         headers.extend(added);
-        let req = Request {
-            headers: &headers,
-            ..req
-        };
+        let req = Request { headers: &headers, ..req };
         let v = verify(&req, UriEncoding::Single, s3_secret, S3_TIME + 60, 900).unwrap();
         assert_eq!((v.region.as_str(), v.service.as_str()), ("us-east-1", "s3"));
     }
@@ -536,29 +494,15 @@ fn s3_documentation_presigned_example() {
         headers: &headers,
         payload_hash: EMPTY_PAYLOAD_SHA256,
     };
-    let query = presign_query(
-        &req,
-        UriEncoding::Single,
-        &s3_creds(),
-        "us-east-1",
-        "s3",
-        S3_TIME,
-        86_400,
-    );
+    let query = presign_query(&req, UriEncoding::Single, &s3_creds(), "us-east-1", "s3", S3_TIME, 86_400);
     assert_eq!(
         query,
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
     );
-    let req = Request {
-        raw_query: &query,
-        ..req
-    };
+    let req = Request { raw_query: &query, ..req };
     let v = verify(&req, UriEncoding::Single, s3_secret, S3_TIME + 86_400, 900).unwrap();
     assert!(v.presigned);
-    assert_eq!(
-        verify(&req, UriEncoding::Single, s3_secret, S3_TIME + 86_401, 900),
-        Err(sigv4::AuthError::Expired)
-    );
+    assert_eq!(verify(&req, UriEncoding::Single, s3_secret, S3_TIME + 86_401, 900), Err(sigv4::AuthError::Expired));
 }
 
 /// S3 docs, "Signature Calculations for the Authorization Header:
@@ -589,18 +533,9 @@ fn s3_documentation_streaming_example() {
     let key = signing_key(S3_SECRET, "20130524", &v.region, &v.service);
     let scope = credential_scope("20130524", &v.region, &v.service);
     let chunks: [(Vec<u8>, &str); 3] = [
-        (
-            vec![b'a'; 65_536],
-            "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
-        ),
-        (
-            vec![b'a'; 1024],
-            "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
-        ),
-        (
-            Vec::new(),
-            "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
-        ),
+        (vec![b'a'; 65_536], "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"),
+        (vec![b'a'; 1024], "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"),
+        (Vec::new(), "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"),
     ];
     let mut prev = v.signature.clone();
     for (data, expected) in chunks {

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use sigv4::{
-    canonical_query, canonical_uri, parse_amz_date, presign_query, sign_headers, uri_encode,
-    verify, Credentials, Request, UriEncoding,
+    canonical_query, canonical_uri, parse_amz_date, presign_query, sign_headers, uri_encode, verify, Credentials,
+    Request, UriEncoding,
 };
 
 const KEY: &str = "AKIDEXAMPLE";
@@ -63,10 +63,7 @@ const PIECES: &[&str] = &[
 ];
 
 fn garbage() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        prop::collection::vec(prop::sample::select(PIECES), 0..24).prop_map(|p| p.concat()),
-    ]
+    prop_oneof![any::<String>(), prop::collection::vec(prop::sample::select(PIECES), 0..24).prop_map(|p| p.concat()),]
 }
 
 fn header_name() -> impl Strategy<Value = String> {

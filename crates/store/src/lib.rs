@@ -12,15 +12,13 @@
 
 pub mod broker;
 pub mod memory;
+pub mod policy;
 pub mod registry;
 pub mod sqlite;
 
-pub use broker::{
-    BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription,
-};
-pub use registry::{
-    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
-};
+pub use broker::{BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription};
+pub use policy::{PolicyRecord, PolicyStore, PolicyVersionRecord};
+pub use registry::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 
 /// Errors from any storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +51,5 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

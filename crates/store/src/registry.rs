@@ -88,12 +88,7 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn insert_certificate(&self, rec: &CertificateRecord) -> crate::Result<()>;
     fn get_certificate(&self, id: &str) -> crate::Result<Option<CertificateRecord>>;
     fn list_certificates(&self) -> crate::Result<Vec<CertificateRecord>>;
-    fn set_certificate_status(
-        &self,
-        id: &str,
-        status: CertificateStatus,
-        now_ms: u64,
-    ) -> crate::Result<()>;
+    fn set_certificate_status(&self, id: &str, status: CertificateStatus, now_ms: u64) -> crate::Result<()>;
     fn delete_certificate(&self, id: &str) -> crate::Result<()>;
 
     fn create_thing(&self, rec: &ThingRecord) -> crate::Result<()>;
@@ -110,6 +105,8 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn detach_principal(&self, thing: &str, principal: &str) -> crate::Result<()>;
     fn thing_principals(&self, thing: &str) -> crate::Result<Vec<String>>;
     fn principal_things(&self, principal: &str) -> crate::Result<Vec<String>>;
+    /// Things a principal is attached to, with whether the attachment is exclusive.
+    fn principal_attachments(&self, principal: &str) -> crate::Result<Vec<(String, bool)>>;
 
     fn insert_ca_certificate(&self, rec: &CaCertificateRecord) -> crate::Result<()>;
     fn get_ca_certificate(&self, id: &str) -> crate::Result<Option<CaCertificateRecord>>;
@@ -186,12 +183,7 @@ pub trait GroupStore: Send + Sync + 'static {
     /// All thing types, by name.
     fn list_thing_types(&self) -> crate::Result<Vec<ThingTypeRecord>>;
     /// Set the deprecation flag and date.
-    fn set_thing_type_deprecated(
-        &self,
-        name: &str,
-        deprecated: bool,
-        at_ms: Option<u64>,
-    ) -> crate::Result<()>;
+    fn set_thing_type_deprecated(&self, name: &str, deprecated: bool, at_ms: Option<u64>) -> crate::Result<()>;
     fn delete_thing_type(&self, name: &str) -> crate::Result<()>;
     /// How many things have this type.
     fn count_things_of_type(&self, name: &str) -> crate::Result<u64>;
@@ -199,11 +191,7 @@ pub trait GroupStore: Send + Sync + 'static {
     /// Replace a thing's type, attributes and version only if its stored
     /// version is still `current_version` (optimistic concurrency for
     /// UpdateThing). `Ok(false)`: the version moved on (or the thing is gone).
-    fn update_thing_if_version(
-        &self,
-        rec: &ThingRecord,
-        current_version: i64,
-    ) -> crate::Result<bool>;
+    fn update_thing_if_version(&self, rec: &ThingRecord, current_version: i64) -> crate::Result<bool>;
 
     fn create_thing_group(&self, rec: &ThingGroupRecord) -> crate::Result<()>;
     fn get_thing_group(&self, name: &str) -> crate::Result<Option<ThingGroupRecord>>;
@@ -211,22 +199,14 @@ pub trait GroupStore: Send + Sync + 'static {
     fn list_thing_groups(&self) -> crate::Result<Vec<ThingGroupRecord>>;
     /// Replace description, attributes, version and update time, only if the
     /// stored version is still `current_version`. `Ok(false)` otherwise.
-    fn update_thing_group_if_version(
-        &self,
-        rec: &ThingGroupRecord,
-        current_version: i64,
-    ) -> crate::Result<bool>;
+    fn update_thing_group_if_version(&self, rec: &ThingGroupRecord, current_version: i64) -> crate::Result<bool>;
     /// Delete a group and its memberships. Fails while it has child groups.
     fn delete_thing_group(&self, name: &str) -> crate::Result<()>;
 
     /// Add a thing to a group; `Ok(false)` if it already was a member.
     fn add_group_member(&self, m: &GroupMembership) -> crate::Result<bool>;
     /// Remove a thing from a group; the removed membership, if there was one.
-    fn remove_group_member(
-        &self,
-        group: &str,
-        thing: &str,
-    ) -> crate::Result<Option<GroupMembership>>;
+    fn remove_group_member(&self, group: &str, thing: &str) -> crate::Result<Option<GroupMembership>>;
     /// Direct members of a group, by thing name.
     fn group_members(&self, group: &str) -> crate::Result<Vec<GroupMembership>>;
     /// Groups a thing is directly a member of, by group name.

@@ -31,9 +31,8 @@ impl ApiClient {
     /// data directory's `admin-credentials.json`.
     pub fn discover(data_dir: &Path) -> anyhow::Result<ApiClient> {
         let dir = DataDir::new(data_dir);
-        let endpoints: Option<Endpoints> = std::fs::read_to_string(dir.endpoints())
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let endpoints: Option<Endpoints> =
+            std::fs::read_to_string(dir.endpoints()).ok().and_then(|t| serde_json::from_str(&t).ok());
         let base = match (env("THINGPORT_ENDPOINT"), &endpoints) {
             (Some(e), _) => e,
             (None, Some(e)) => e.api.clone(),
@@ -41,7 +40,11 @@ impl ApiClient {
                 "no running Thingport found: {} does not exist. Start the server with `thingport serve{}` \
                  or set THINGPORT_ENDPOINT to its management API URL (e.g. http://127.0.0.1:9080)",
                 dir.endpoints().display(),
-                if data_dir == Path::new("./thingport-data") { String::new() } else { format!(" --data-dir {}", data_dir.display()) }
+                if data_dir == Path::new("./thingport-data") {
+                    String::new()
+                } else {
+                    format!(" --data-dir {}", data_dir.display())
+                }
             ),
         };
         let base = base.trim_end_matches('/').to_string();
@@ -51,19 +54,9 @@ impl ApiClient {
         let region = env("THINGPORT_REGION")
             .or_else(|| endpoints.as_ref().map(|e| e.region.clone()))
             .unwrap_or_else(|| "us-east-1".into());
-        let pair = |a: &str, b: &str| {
-            Some(AdminCredentials {
-                access_key_id: env(a)?,
-                secret_access_key: env(b)?,
-            })
-        };
+        let pair = |a: &str, b: &str| Some(AdminCredentials { access_key_id: env(a)?, secret_access_key: env(b)? });
         let creds = pair("THINGPORT_ACCESS_KEY_ID", "THINGPORT_SECRET_ACCESS_KEY")
-            .or_else(|| {
-                pair(
-                    "THINGPORT_ADMIN_ACCESS_KEY_ID",
-                    "THINGPORT_ADMIN_SECRET_ACCESS_KEY",
-                )
-            })
+            .or_else(|| pair("THINGPORT_ADMIN_ACCESS_KEY_ID", "THINGPORT_ADMIN_SECRET_ACCESS_KEY"))
             .or_else(|| pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"));
         let creds = match creds {
             Some(c) => c,
@@ -90,9 +83,7 @@ impl ApiClient {
         extra_headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let body_bytes = body
-            .map(|b| serde_json::to_vec(b).unwrap_or_default())
-            .unwrap_or_default();
+        let body_bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
         let mut headers: Vec<(String, String)> = vec![("host".into(), self.authority.clone())];
         if body.is_some() {
             headers.push(("content-type".into(), "application/json".into()));
@@ -101,47 +92,23 @@ impl ApiClient {
             headers.push((k.to_string(), v.to_string()));
         }
         let hash = sigv4::sha256_hex(&body_bytes);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
-        let req = sigv4::Request {
-            method,
-            raw_path: path,
-            raw_query: query,
-            headers: &headers,
-            payload_hash: &hash,
-        };
-        let signed = sigv4::sign_headers(
-            &req,
-            sigv4::UriEncoding::Double,
-            &self.creds,
-            &self.region,
-            "iot",
-            now,
-        );
-        let uri = if query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{query}", self.base)
-        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let req = sigv4::Request { method, raw_path: path, raw_query: query, headers: &headers, payload_hash: &hash };
+        let signed = sigv4::sign_headers(&req, sigv4::UriEncoding::Double, &self.creds, &self.region, "iot", now);
+        let uri =
+            if query.is_empty() { format!("{}{path}", self.base) } else { format!("{}{path}?{query}", self.base) };
         let mut builder = hyper::Request::builder().method(method).uri(&uri);
         for (k, v) in headers.iter().chain(signed.iter()) {
             builder = builder.header(k.as_str(), v.as_str());
         }
         let request = builder.body(Full::new(Bytes::from(body_bytes)))?;
         let resp = self.http.request(request).await.with_context(|| {
-            format!(
-                "cannot reach the management API at {}: is `thingport serve` running?",
-                self.base
-            )
+            format!("cannot reach the management API at {}: is `thingport serve` running?", self.base)
         })?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
+        let value: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if !status.is_success() {
             let msg = value.get("message").and_then(Value::as_str).unwrap_or("");
             let code = value.get("__type").and_then(Value::as_str).unwrap_or("");

@@ -120,10 +120,7 @@ impl Default for Listeners {
 
 impl Default for PlainTcp {
     fn default() -> Self {
-        PlainTcp {
-            principal: "plain-tcp".into(),
-            thing_name: None,
-        }
+        PlainTcp { principal: "plain-tcp".into(), thing_name: None }
     }
 }
 
@@ -152,9 +149,7 @@ impl Default for LimitsConfig {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage {
-            durability: "normal".into(),
-        }
+        Storage { durability: "normal".into() }
     }
 }
 
@@ -175,8 +170,7 @@ impl LimitsConfig {
             max_queued_messages: self.max_queued_messages,
             default_session_expiry: self.default_session_expiry_secs,
             max_session_expiry: self.max_session_expiry_secs,
-            max_publish_rate: (self.max_publishes_per_second > 0)
-                .then_some(self.max_publishes_per_second),
+            max_publish_rate: (self.max_publishes_per_second > 0).then_some(self.max_publishes_per_second),
             ..broker::Limits::default()
         }
     }
@@ -188,8 +182,8 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -205,11 +199,7 @@ impl Config {
 
     /// Names in the server certificate.
     pub fn server_names(&self) -> Vec<String> {
-        let mut names = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
         for h in &self.hostnames {
             if !names.contains(h) {
                 names.push(h.clone());

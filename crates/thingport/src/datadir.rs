@@ -45,13 +45,8 @@ impl DataDir {
 
     /// Create the directory tree (0700).
     pub fn create(&self) -> anyhow::Result<()> {
-        for d in [
-            self.root.clone(),
-            self.root.join("ca"),
-            self.root.join("server"),
-        ] {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create {}", d.display()))?;
+        for d in [self.root.clone(), self.root.join("ca"), self.root.join("server")] {
+            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
             set_mode(&d, 0o700)?;
         }
         Ok(())
@@ -96,9 +91,7 @@ fn write_with_mode(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(mode);
         }
-        let mut f = opts
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(contents)?;
         f.sync_all()?;
     }
@@ -117,9 +110,7 @@ pub struct AdminCredentials {
 
 impl std::fmt::Debug for AdminCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("AdminCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
 }
 
@@ -130,36 +121,20 @@ impl AdminCredentials {
         const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut rng = rand::rng();
-        let id: String = (0..16)
-            .map(|_| UPPER[rng.random_range(0..UPPER.len())] as char)
-            .collect();
-        let secret: String = (0..40)
-            .map(|_| SECRET[rng.random_range(0..SECRET.len())] as char)
-            .collect();
-        AdminCredentials {
-            access_key_id: format!("TPAK{id}"),
-            secret_access_key: secret,
-        }
+        let id: String = (0..16).map(|_| UPPER[rng.random_range(0..UPPER.len())] as char).collect();
+        let secret: String = (0..40).map(|_| SECRET[rng.random_range(0..SECRET.len())] as char).collect();
+        AdminCredentials { access_key_id: format!("TPAK{id}"), secret_access_key: secret }
     }
 
     pub fn from_env() -> Option<AdminCredentials> {
-        let id = std::env::var("THINGPORT_ADMIN_ACCESS_KEY_ID")
-            .ok()
-            .filter(|s| !s.is_empty())?;
-        let secret = std::env::var("THINGPORT_ADMIN_SECRET_ACCESS_KEY")
-            .ok()
-            .filter(|s| !s.is_empty())?;
-        Some(AdminCredentials {
-            access_key_id: id,
-            secret_access_key: secret,
-        })
+        let id = std::env::var("THINGPORT_ADMIN_ACCESS_KEY_ID").ok().filter(|s| !s.is_empty())?;
+        let secret = std::env::var("THINGPORT_ADMIN_SECRET_ACCESS_KEY").ok().filter(|s| !s.is_empty())?;
+        Some(AdminCredentials { access_key_id: id, secret_access_key: secret })
     }
 
     pub fn read(path: &Path) -> anyhow::Result<AdminCredentials> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a credentials file", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a credentials file", path.display()))
     }
 }
 

@@ -35,22 +35,14 @@ struct DataError {
 
 impl DataError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        DataError {
-            status,
-            code,
-            message: message.into(),
-        }
+        DataError { status, code, message: message.into() }
     }
 }
 
 impl IntoResponse for DataError {
     fn into_response(self) -> Response {
         let trace = uuid::Uuid::new_v4().to_string();
-        let mut r = (
-            self.status,
-            Json(json!({ "message": self.message, "traceId": trace })),
-        )
-            .into_response();
+        let mut r = (self.status, Json(json!({ "message": self.message, "traceId": trace }))).into_response();
         if let Ok(v) = HeaderValue::from_str(&format!("{}:", self.code)) {
             r.headers_mut().insert("x-amzn-ErrorType", v);
         }
@@ -59,9 +51,7 @@ impl IntoResponse for DataError {
 }
 
 pub fn router(broker: Arc<Broker>) -> Router {
-    Router::new()
-        .route("/topics/{*topic}", post(publish))
-        .with_state(broker)
+    Router::new().route("/topics/{*topic}", post(publish)).with_state(broker)
 }
 
 /// `POST /topics/{topic}?qos=0|1&retain=true|false`: publish as the certificate's principal.
@@ -74,8 +64,7 @@ async fn publish(
 ) -> Result<Response, DataError> {
     let principal = broker.authenticator.authenticate(&peer).map_err(|e| {
         let why = match e {
-            broker::auth::AuthFailure::NotAuthorized(w)
-            | broker::auth::AuthFailure::BadCredentials(w) => w,
+            broker::auth::AuthFailure::NotAuthorized(w) | broker::auth::AuthFailure::BadCredentials(w) => w,
         };
         DataError::new(StatusCode::FORBIDDEN, "ForbiddenException", why)
     })?;
@@ -90,16 +79,10 @@ async fn publish(
             ))
         }
     };
-    let retain = q
-        .get("retain")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let retain = q.get("retain").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let limits = &broker.limits;
     if !mqtt::topic::valid_topic_name(&topic) || !limits.topic_within_limits(&topic) {
-        return Err(DataError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestException",
-            "invalid topic name",
-        ));
+        return Err(DataError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", "invalid topic name"));
     }
     if body.len() > limits.max_payload {
         return Err(DataError::new(
@@ -108,15 +91,8 @@ async fn publish(
             format!("payload exceeds {} bytes", limits.max_payload),
         ));
     }
-    let client_id: Arc<str> = principal
-        .thing_name
-        .clone()
-        .unwrap_or_else(|| principal.id.clone());
-    let ctx = ClientCtx {
-        principal,
-        client_id,
-        source_ip: peer.addr.ip(),
-    };
+    let client_id: Arc<str> = principal.thing_name.clone().unwrap_or_else(|| principal.id.clone());
+    let ctx = ClientCtx { principal, client_id, source_ip: peer.addr.ip() };
     let authz = broker.authorizer();
     if !authz.publish(&ctx, &topic) || (retain && !authz.retain(&ctx, &topic)) {
         return Err(DataError::new(
@@ -132,11 +108,7 @@ async fn publish(
     let routed = broker.publish(msg);
     if routed.needs_sync && qos > mqtt::QoS::AtMostOnce {
         broker.sync().await.map_err(|_| {
-            DataError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalFailureException",
-                "could not store the message",
-            )
+            DataError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailureException", "could not store the message")
         })?;
     }
     let trace = uuid::Uuid::new_v4().to_string();
@@ -165,32 +137,26 @@ pub async fn serve(
         let acceptor = TlsAcceptor::from(tls.load_full());
         let app = app.clone();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => {
-                        tracing::debug!(peer = %addr, "HTTPS TLS handshake failed");
-                        return;
-                    }
-                };
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tracing::debug!(peer = %addr, "HTTPS TLS handshake failed");
+                    return;
+                }
+            };
             let (_, conn) = stream.get_ref();
             let peer = PeerInfo {
                 addr,
-                cert_chain: conn
-                    .peer_certificates()
-                    .map(|c| c.to_vec())
-                    .unwrap_or_default(),
+                cert_chain: conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default(),
                 sni: conn.server_name().map(str::to_string),
                 listener: "https",
             };
-            let svc = app.layer(Extension(peer)).into_service().map_request(
-                |r: hyper::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
-            );
+            let svc = app
+                .layer(Extension(peer))
+                .into_service()
+                .map_request(|r: hyper::Request<hyper::body::Incoming>| r.map(axum::body::Body::new));
             let svc = TowerToHyperService::new(svc);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            if let Err(e) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(peer = %addr, error = %e, "HTTPS connection ended with an error");
             }
         });

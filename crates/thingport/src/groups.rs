@@ -11,9 +11,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
-use store::registry::{
-    EventConfigRecord, GroupMembership, GroupStore, ThingGroupRecord, ThingTypeRecord,
-};
+use store::registry::{EventConfigRecord, GroupMembership, GroupStore, ThingGroupRecord, ThingTypeRecord};
 use store::ThingRecord;
 
 use crate::api::error::ApiError;
@@ -65,42 +63,30 @@ fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     if valid_name(name) {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
-            "{kind} name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]"
-        )))
+        Err(ApiError::invalid(format!("{kind} name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]")))
     }
 }
 
 fn check_description(kind: &str, d: Option<&str>) -> Result<(), ApiError> {
     match d {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::invalid(format!(
-            "{kind} description is longer than {MAX_DESCRIPTION} characters"
-        ))),
-        Some(d) if d.chars().any(char::is_control) => Err(ApiError::invalid(format!(
-            "{kind} description must not contain control characters"
-        ))),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
+            Err(ApiError::invalid(format!("{kind} description is longer than {MAX_DESCRIPTION} characters")))
+        }
+        Some(d) if d.chars().any(char::is_control) => {
+            Err(ApiError::invalid(format!("{kind} description must not contain control characters")))
+        }
         _ => Ok(()),
     }
 }
 
 fn valid_attribute_name(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 128
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b))
+    !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b))
 }
 
 /// Attribute names and values, and how many there may be.
-pub fn check_attributes(
-    what: &str,
-    attrs: &BTreeMap<String, String>,
-    max: usize,
-) -> Result<(), ApiError> {
+pub fn check_attributes(what: &str, attrs: &BTreeMap<String, String>, max: usize) -> Result<(), ApiError> {
     if attrs.len() > max {
-        return Err(ApiError::invalid(format!(
-            "{what} has {} attributes; at most {max} are allowed",
-            attrs.len()
-        )));
+        return Err(ApiError::invalid(format!("{what} has {} attributes; at most {max} are allowed", attrs.len())));
     }
     for (k, v) in attrs {
         if !valid_attribute_name(k) {
@@ -109,9 +95,7 @@ pub fn check_attributes(
             )));
         }
         if v.len() > 800 {
-            return Err(ApiError::invalid(format!(
-                "attribute {k} is longer than 800 characters"
-            )));
+            return Err(ApiError::invalid(format!("attribute {k} is longer than 800 characters")));
         }
     }
     Ok(())
@@ -133,11 +117,7 @@ pub fn apply_attributes(
     given: &BTreeMap<String, String>,
     merge: bool,
 ) -> BTreeMap<String, String> {
-    let mut out = if merge {
-        current.clone()
-    } else {
-        BTreeMap::new()
-    };
+    let mut out = if merge { current.clone() } else { BTreeMap::new() };
     for (k, v) in given {
         if v.is_empty() {
             out.remove(k);
@@ -199,29 +179,16 @@ impl Groups {
             Some(c) => c,
             None => {
                 let now = store::now_ms();
-                let c = EventConfigRecord {
-                    enabled: BTreeMap::new(),
-                    created_at_ms: now,
-                    updated_at_ms: now,
-                };
+                let c = EventConfigRecord { enabled: BTreeMap::new(), created_at_ms: now, updated_at_ms: now };
                 store.put_event_config(&c)?;
                 c
             }
         };
-        Ok(Arc::new(Groups {
-            store,
-            registry,
-            broker,
-            lock: Mutex::new(()),
-            events: RwLock::new(events),
-        }))
+        Ok(Arc::new(Groups { store, registry, broker, lock: Mutex::new(()), events: RwLock::new(events) }))
     }
 
     fn arn(&self, kind: &str, name: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:{kind}/{name}",
-            self.registry.region, self.registry.account_id
-        )
+        format!("arn:aws:iot:{}:{}:{kind}/{name}", self.registry.region, self.registry.account_id)
     }
 
     pub fn group_arn(&self, name: &str) -> String {
@@ -250,11 +217,7 @@ impl Groups {
                 )));
             }
         }
-        check_attributes(
-            "a thing",
-            attributes,
-            thing_attribute_limit(type_name.is_some()),
-        )
+        check_attributes("a thing", attributes, thing_attribute_limit(type_name.is_some()))
     }
 
     /// AWS UpdateThing.
@@ -270,9 +233,7 @@ impl Groups {
             }
         }
         if u.remove_type && u.type_name.is_some() {
-            return Err(ApiError::invalid(
-                "removeThingType and thingTypeName cannot be used together",
-            ));
+            return Err(ApiError::invalid("removeThingType and thingTypeName cannot be used together"));
         }
         let type_name = if u.remove_type {
             None
@@ -302,22 +263,11 @@ impl Groups {
             }
             None => cur.attributes.clone(),
         };
-        check_attributes(
-            &format!("thing {name}"),
-            &attributes,
-            thing_attribute_limit(type_name.is_some()),
-        )?;
-        let new = ThingRecord {
-            type_name,
-            attributes,
-            version: cur.version + 1,
-            ..cur.clone()
-        };
+        check_attributes(&format!("thing {name}"), &attributes, thing_attribute_limit(type_name.is_some()))?;
+        let new = ThingRecord { type_name, attributes, version: cur.version + 1, ..cur.clone() };
         if !self.store.update_thing_if_version(&new, cur.version)? {
             // Changed (or deleted) by a path that does not take our lock.
-            return Err(version_conflict(format!(
-                "thing {name} changed during the update; retry"
-            )));
+            return Err(version_conflict(format!("thing {name} changed during the update; retry")));
         }
         self.thing_event("UPDATED", &new);
         if cur.type_name != new.type_name {
@@ -367,9 +317,7 @@ impl Groups {
             created_at_ms: store::now_ms(),
         };
         self.store.create_thing_type(&rec).map_err(|e| match e {
-            store::StoreError::AlreadyExists(_) => {
-                ApiError::conflict(format!("thing type {name} already exists"))
-            }
+            store::StoreError::AlreadyExists(_) => ApiError::conflict(format!("thing type {name} already exists")),
             other => other.into(),
         })?;
         self.thing_type_event("CREATED", &rec);
@@ -378,9 +326,7 @@ impl Groups {
     }
 
     pub fn get_thing_type(&self, name: &str) -> Result<ThingTypeRecord, ApiError> {
-        self.store
-            .get_thing_type(name)?
-            .ok_or_else(|| ApiError::not_found(format!("thing type {name} does not exist")))
+        self.store.get_thing_type(name)?.ok_or_else(|| ApiError::not_found(format!("thing type {name} does not exist")))
     }
 
     pub fn list_thing_types(&self) -> Result<Vec<ThingTypeRecord>, ApiError> {
@@ -392,13 +338,8 @@ impl Groups {
         let _g = self.lock.lock();
         let mut rec = self.get_thing_type(name)?;
         rec.deprecated = !undo;
-        rec.deprecated_at_ms = if undo {
-            None
-        } else {
-            Some(rec.deprecated_at_ms.unwrap_or_else(store::now_ms))
-        };
-        self.store
-            .set_thing_type_deprecated(name, rec.deprecated, rec.deprecated_at_ms)?;
+        rec.deprecated_at_ms = if undo { None } else { Some(rec.deprecated_at_ms.unwrap_or_else(store::now_ms)) };
+        self.store.set_thing_type_deprecated(name, rec.deprecated, rec.deprecated_at_ms)?;
         self.thing_type_event("UPDATED", &rec);
         tracing::info!(thing_type = %name, deprecated = rec.deprecated, "thing type deprecation changed");
         Ok(())
@@ -440,10 +381,7 @@ impl Groups {
         let mut next = g.parent.clone();
         while let Some(p) = next {
             if out.len() > 2 * MAX_GROUP_DEPTH {
-                return Err(ApiError::internal(format!(
-                    "thing group {} has a parent cycle",
-                    g.name
-                )));
+                return Err(ApiError::internal(format!("thing group {} has a parent cycle", g.name)));
             }
             let pg = self.get_group(&p)?;
             next = pg.parent.clone();
@@ -474,16 +412,10 @@ impl Groups {
         check_description("thing group", description.as_deref())?;
         // An empty value means "no attribute" here too.
         let attributes = apply_attributes(&BTreeMap::new(), &attributes, false);
-        check_attributes(
-            &format!("thing group {name}"),
-            &attributes,
-            MAX_GROUP_ATTRIBUTES,
-        )?;
+        check_attributes(&format!("thing group {name}"), &attributes, MAX_GROUP_ATTRIBUTES)?;
         let _g = self.lock.lock();
         if self.store.get_thing_group(name)?.is_some() {
-            return Err(ApiError::conflict(format!(
-                "thing group {name} already exists"
-            )));
+            return Err(ApiError::conflict(format!("thing group {name} already exists")));
         }
         let ancestors = match &parent {
             Some(p) => {
@@ -513,15 +445,10 @@ impl Groups {
             updated_at_ms: now,
         };
         self.store.create_thing_group(&rec).map_err(|e| match e {
-            store::StoreError::AlreadyExists(_) => {
-                ApiError::conflict(format!("thing group {name} already exists"))
-            }
+            store::StoreError::AlreadyExists(_) => ApiError::conflict(format!("thing group {name} already exists")),
             other => other.into(),
         })?;
-        let view = GroupView {
-            group: rec,
-            ancestors,
-        };
+        let view = GroupView { group: rec, ancestors };
         self.group_event("CREATED", &view);
         if let Some(parent) = view.ancestors.last() {
             self.hierarchy_event("ADDED", parent, &view.group);
@@ -553,14 +480,9 @@ impl Groups {
                 let wanted = if recursive == Some(true) {
                     descendants(&all, p)
                 } else {
-                    all.iter()
-                        .filter(|g| g.parent.as_deref() == Some(p))
-                        .map(|g| g.name.clone())
-                        .collect()
+                    all.iter().filter(|g| g.parent.as_deref() == Some(p)).map(|g| g.name.clone()).collect()
                 };
-                all.into_iter()
-                    .filter(|g| wanted.contains(&g.name))
-                    .collect()
+                all.into_iter().filter(|g| wanted.contains(&g.name)).collect()
             }
         };
         if let Some(prefix) = name_prefix {
@@ -595,11 +517,7 @@ impl Groups {
             }
             None => cur.attributes.clone(),
         };
-        check_attributes(
-            &format!("thing group {name}"),
-            &attributes,
-            MAX_GROUP_ATTRIBUTES,
-        )?;
+        check_attributes(&format!("thing group {name}"), &attributes, MAX_GROUP_ATTRIBUTES)?;
         let new = ThingGroupRecord {
             description: match u.description {
                 Some(d) => Some(d),
@@ -611,14 +529,9 @@ impl Groups {
             ..cur.clone()
         };
         if !self.store.update_thing_group_if_version(&new, cur.version)? {
-            return Err(version_conflict(format!(
-                "thing group {name} changed during the update; retry"
-            )));
+            return Err(version_conflict(format!("thing group {name} changed during the update; retry")));
         }
-        let view = GroupView {
-            ancestors: self.ancestors(&new)?,
-            group: new,
-        };
+        let view = GroupView { ancestors: self.ancestors(&new)?, group: new };
         self.group_event("UPDATED", &view);
         Ok(view.group.version)
     }
@@ -640,11 +553,8 @@ impl Groups {
             }
         }
         let all = self.store.list_thing_groups()?;
-        let children: Vec<&str> = all
-            .iter()
-            .filter(|g| g.parent.as_deref() == Some(name))
-            .map(|g| g.name.as_str())
-            .collect();
+        let children: Vec<&str> =
+            all.iter().filter(|g| g.parent.as_deref() == Some(name)).map(|g| g.name.as_str()).collect();
         if !children.is_empty() {
             return Err(ApiError::invalid(format!(
                 "thing group {name} has child groups ({}); delete them first",
@@ -652,10 +562,7 @@ impl Groups {
             )));
         }
         let members = self.store.group_members(name)?;
-        let view = GroupView {
-            ancestors: self.ancestors(&cur)?,
-            group: cur,
-        };
+        let view = GroupView { ancestors: self.ancestors(&cur)?, group: cur };
         self.store.delete_thing_group(name)?;
         for m in &members {
             if let Ok(t) = self.registry.get_thing(&m.thing) {
@@ -671,20 +578,12 @@ impl Groups {
     }
 
     /// A group named directly or by ARN (`arn:aws:iot:…:thinggroup/NAME`).
-    pub fn resolve_group_ref(
-        &self,
-        name: Option<&str>,
-        arn: Option<&str>,
-    ) -> Result<String, ApiError> {
+    pub fn resolve_group_ref(&self, name: Option<&str>, arn: Option<&str>) -> Result<String, ApiError> {
         resolve_ref("thing group", "thinggroup", name, arn)
     }
 
     /// A thing named directly or by ARN (`arn:aws:iot:…:thing/NAME`).
-    pub fn resolve_thing_ref(
-        &self,
-        name: Option<&str>,
-        arn: Option<&str>,
-    ) -> Result<String, ApiError> {
+    pub fn resolve_thing_ref(&self, name: Option<&str>, arn: Option<&str>) -> Result<String, ApiError> {
         resolve_ref("thing", "thing", name, arn)
     }
 
@@ -706,15 +605,10 @@ impl Groups {
                 "thing {thing} already belongs to {MAX_GROUPS_PER_THING} thing groups, the most a thing can"
             )));
         }
-        let lineage: BTreeSet<String> = self
-            .ancestors(&g)?
-            .into_iter()
-            .map(|a| a.name)
-            .collect();
+        let lineage: BTreeSet<String> = self.ancestors(&g)?.into_iter().map(|a| a.name).collect();
         for m in &current {
             let other = self.get_group(&m.group)?;
-            let related = lineage.contains(&other.name)
-                || self.ancestors(&other)?.iter().any(|a| a.name == group);
+            let related = lineage.contains(&other.name) || self.ancestors(&other)?.iter().any(|a| a.name == group);
             if related {
                 return Err(ApiError::invalid(format!(
                     "thing {thing} is already in thing group {}, in the same hierarchy as {group}; \
@@ -769,12 +663,7 @@ impl Groups {
     /// AWS ListThingGroupsForThing: the groups a thing is directly in.
     pub fn groups_for_thing(&self, thing: &str) -> Result<Vec<String>, ApiError> {
         self.registry.get_thing(thing)?;
-        Ok(self
-            .store
-            .thing_memberships(thing)?
-            .into_iter()
-            .map(|m| m.group)
-            .collect())
+        Ok(self.store.thing_memberships(thing)?.into_iter().map(|m| m.group).collect())
     }
 
     // ---- registry events ----
@@ -789,10 +678,7 @@ impl Groups {
     }
 
     /// AWS UpdateEventConfigurations: the given types change, others stay.
-    pub fn update_event_configurations(
-        &self,
-        changes: &BTreeMap<String, bool>,
-    ) -> Result<(), ApiError> {
+    pub fn update_event_configurations(&self, changes: &BTreeMap<String, bool>) -> Result<(), ApiError> {
         for k in changes.keys() {
             if !EVENT_TYPES.contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!(
@@ -814,12 +700,7 @@ impl Groups {
     }
 
     fn enabled(&self, kind: &str) -> bool {
-        self.events
-            .read()
-            .enabled
-            .get(kind)
-            .copied()
-            .unwrap_or(false)
+        self.events.read().enabled.get(kind).copied().unwrap_or(false)
     }
 
     fn publish(&self, topic: String, mut payload: Value) {
@@ -827,11 +708,7 @@ impl Groups {
         payload["timestamp"] = json!(store::now_ms());
         payload["accountId"] = json!(self.registry.account_id);
         let bytes = serde_json::to_vec(&payload).unwrap_or_default();
-        self.broker.publish(broker::Message::system(
-            &topic,
-            bytes,
-            mqtt::QoS::AtLeastOnce,
-        ));
+        self.broker.publish(broker::Message::system(&topic, bytes, mqtt::QoS::AtLeastOnce));
     }
 
     /// `$aws/events/thing/{thingName}/created|updated|deleted`.
@@ -840,11 +717,7 @@ impl Groups {
             return;
         }
         self.publish(
-            format!(
-                "$aws/events/thing/{}/{}",
-                t.name,
-                op.to_ascii_lowercase()
-            ),
+            format!("$aws/events/thing/{}/{}", t.name, op.to_ascii_lowercase()),
             json!({
                 "eventType": "THING_EVENT",
                 "operation": op,
@@ -866,10 +739,7 @@ impl Groups {
             return;
         }
         self.publish(
-            format!(
-                "$aws/events/thingTypeAssociation/thing/{}/{type_name}",
-                t.name
-            ),
+            format!("$aws/events/thingTypeAssociation/thing/{}/{type_name}", t.name),
             json!({
                 "eventType": "THING_TYPE_ASSOCIATION_EVENT",
                 "operation": op,
@@ -887,11 +757,7 @@ impl Groups {
             return;
         }
         self.publish(
-            format!(
-                "$aws/events/thingType/{}/{}",
-                t.name,
-                op.to_ascii_lowercase()
-            ),
+            format!("$aws/events/thingType/{}/{}", t.name, op.to_ascii_lowercase()),
             json!({
                 "eventType": "THING_TYPE_EVENT",
                 "operation": op,
@@ -912,17 +778,10 @@ impl Groups {
         }
         let g = &v.group;
         let parent = v.ancestors.last();
-        let root_to_parent: Vec<Value> = v
-            .ancestors
-            .iter()
-            .map(|a| json!({ "groupArn": self.group_arn(&a.name), "groupId": a.id }))
-            .collect();
+        let root_to_parent: Vec<Value> =
+            v.ancestors.iter().map(|a| json!({ "groupArn": self.group_arn(&a.name), "groupId": a.id })).collect();
         self.publish(
-            format!(
-                "$aws/events/thingGroup/{}/{}",
-                g.name,
-                op.to_ascii_lowercase()
-            ),
+            format!("$aws/events/thingGroup/{}/{}", g.name, op.to_ascii_lowercase()),
             json!({
                 "eventType": "THING_GROUP_EVENT",
                 "operation": op,
@@ -1001,12 +860,7 @@ fn descendants(all: &[ThingGroupRecord], root: &str) -> BTreeSet<String> {
     out
 }
 
-fn resolve_ref(
-    what: &str,
-    arn_kind: &str,
-    name: Option<&str>,
-    arn: Option<&str>,
-) -> Result<String, ApiError> {
+fn resolve_ref(what: &str, arn_kind: &str, name: Option<&str>, arn: Option<&str>) -> Result<String, ApiError> {
     let from_arn = match arn.filter(|a| !a.is_empty()) {
         Some(a) => {
             let n = a
@@ -1015,26 +869,22 @@ fn resolve_ref(
                 .map(|(_, n)| n)
                 .filter(|n| valid_name(n))
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "{a:?} is not a {what} ARN (arn:aws:iot:REGION:ACCOUNT:{arn_kind}/NAME)"
-                    ))
+                    ApiError::invalid(format!("{a:?} is not a {what} ARN (arn:aws:iot:REGION:ACCOUNT:{arn_kind}/NAME)"))
                 })?;
             Some(n.to_string())
         }
         None => None,
     };
     match (name.filter(|n| !n.is_empty()), from_arn) {
-        (Some(n), Some(a)) if n != a => Err(ApiError::invalid(format!(
-            "the {what} name {n:?} and ARN name {a:?} differ"
-        ))),
+        (Some(n), Some(a)) if n != a => {
+            Err(ApiError::invalid(format!("the {what} name {n:?} and ARN name {a:?} differ")))
+        }
         (Some(n), _) => {
             check_name(what, n)?;
             Ok(n.to_string())
         }
         (None, Some(a)) => Ok(a),
-        (None, None) => Err(ApiError::invalid(format!(
-            "a {what} name or ARN is required"
-        ))),
+        (None, None) => Err(ApiError::invalid(format!("a {what} name or ARN is required"))),
     }
 }
 
@@ -1043,36 +893,21 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn attribute_merge_and_replace() {
         let cur = map(&[("a", "1"), ("b", "2")]);
-        assert_eq!(
-            apply_attributes(&cur, &map(&[("b", ""), ("c", "3")]), true),
-            map(&[("a", "1"), ("c", "3")])
-        );
-        assert_eq!(
-            apply_attributes(&cur, &map(&[("c", "3"), ("d", "")]), false),
-            map(&[("c", "3")])
-        );
+        assert_eq!(apply_attributes(&cur, &map(&[("b", ""), ("c", "3")]), true), map(&[("a", "1"), ("c", "3")]));
+        assert_eq!(apply_attributes(&cur, &map(&[("c", "3"), ("d", "")]), false), map(&[("c", "3")]));
     }
 
     #[test]
     fn refs_by_name_or_arn() {
         let arn = "arn:aws:iot:us-east-1:000000000000:thinggroup/g1";
-        assert_eq!(
-            resolve_ref("thing group", "thinggroup", None, Some(arn)).unwrap(),
-            "g1"
-        );
-        assert_eq!(
-            resolve_ref("thing group", "thinggroup", Some("g1"), Some(arn)).unwrap(),
-            "g1"
-        );
+        assert_eq!(resolve_ref("thing group", "thinggroup", None, Some(arn)).unwrap(), "g1");
+        assert_eq!(resolve_ref("thing group", "thinggroup", Some("g1"), Some(arn)).unwrap(), "g1");
         assert!(resolve_ref("thing group", "thinggroup", Some("g2"), Some(arn)).is_err());
         assert!(resolve_ref("thing group", "thinggroup", None, None).is_err());
         assert!(resolve_ref("thing", "thing", None, Some(arn)).is_err());
@@ -1092,17 +927,8 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
         };
-        let all = vec![
-            g("a", None),
-            g("b", Some("a")),
-            g("c", Some("b")),
-            g("d", Some("a")),
-            g("e", None),
-        ];
-        assert_eq!(
-            descendants(&all, "a").into_iter().collect::<Vec<_>>(),
-            ["b", "c", "d"]
-        );
+        let all = vec![g("a", None), g("b", Some("a")), g("c", Some("b")), g("d", Some("a")), g("e", None)];
+        assert_eq!(descendants(&all, "a").into_iter().collect::<Vec<_>>(), ["b", "c", "d"]);
         assert!(descendants(&all, "e").is_empty());
     }
 

@@ -7,6 +7,7 @@ mod config;
 mod datadir;
 mod device_https;
 mod groups;
+mod policies;
 mod registry;
 mod server;
 mod tls;
@@ -17,11 +18,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "thingport",
-    version,
-    about = "A self-hosted IoT core with the AWS IoT security model"
-)]
+#[command(name = "thingport", version, about = "A self-hosted IoT core with the AWS IoT security model")]
 struct Cli {
     /// Data directory (keys, certificates, database).
     #[arg(long, global = true, env = "THINGPORT_DATA_DIR")]
@@ -44,7 +41,16 @@ enum Command {
         /// Key type: ec (P-256, default), ec-p384, rsa (2048), rsa3072, rsa4096.
         #[arg(long, default_value = "ec")]
         key_type: pki::KeyType,
+        /// Policy to attach to the certificate.
+        #[arg(long, default_value = "ThingportDefaultDevicePolicy")]
+        policy: String,
+        /// Attach no policy (the device can do nothing until one is attached).
+        #[arg(long)]
+        no_policy: bool,
     },
+    /// Authorization policies (AWS IoT policy documents).
+    #[command(subcommand)]
+    Policies(PoliciesCmd),
     /// Things in the registry.
     #[command(subcommand)]
     Things(ThingsCmd),
@@ -57,6 +63,49 @@ enum Command {
     /// The server's own TLS certificate.
     #[command(subcommand, name = "server-cert")]
     ServerCert(ServerCertCmd),
+    /// Thing types.
+    #[command(subcommand)]
+    Types(cli::groups::TypesCmd),
+    /// Static thing groups and their things.
+    #[command(subcommand)]
+    Groups(cli::groups::GroupsCmd),
+    /// Registry events ($aws/events/thing…), off by default.
+    #[command(subcommand)]
+    Events(cli::groups::EventsCmd),
+}
+
+#[derive(Subcommand)]
+enum PoliciesCmd {
+    /// Create a policy from a JSON document file ('-' for stdin).
+    Create { name: String, document: PathBuf },
+    /// Replace a policy's document (a new default version; live connections follow at once).
+    Update { name: String, document: PathBuf },
+    /// List policies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a policy's default document.
+    Get { name: String },
+    /// Attach to a certificate (id or ARN) or a thing group (group:NAME).
+    Attach { name: String, target: String },
+    /// Detach from a certificate or thing group.
+    Detach { name: String, target: String },
+    /// Delete a detached policy.
+    Delete { name: String },
+    /// Evaluate an action for a certificate (TestAuthorization).
+    Test {
+        /// Certificate id or ARN.
+        cert: String,
+        #[arg(long)]
+        client_id: String,
+        /// connect, publish, subscribe or receive.
+        #[arg(long)]
+        action: String,
+        /// e.g. topic/sensors/1 or a full ARN (repeatable).
+        #[arg(long, required = true)]
+        resource: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +193,8 @@ enum ThingsCmd {
     Describe { name: String },
     /// Delete a thing (detach its certificates first).
     Delete { name: String },
+    /// Change a thing's attributes or type.
+    Update(cli::groups::ThingUpdateArgs),
 }
 
 #[derive(Subcommand)]
@@ -198,18 +249,12 @@ enum CertsCmd {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("THINGPORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -249,18 +294,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(x) = a.mqtt_plain_listen {
                 config.listeners.mqtt_plain = Some(x);
             }
-            config
-                .hostnames
-                .extend(a.hostnames.into_iter().filter(|h| !h.is_empty()));
+            config.hostnames.extend(a.hostnames.into_iter().filter(|h| !h.is_empty()));
             server::run(config).await
         }
-        Command::Provision {
-            name,
-            out,
-            key_type,
-        } => {
+        Command::Provision { name, out, key_type, policy, no_policy } => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
-            cli::provision::run(&c, &name, &out, key_type).await
+            let policy = (!no_policy).then_some(policy.as_str());
+            cli::provision::run(&c, &name, &out, key_type, policy).await
+        }
+        Command::Policies(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            match cmd {
+                PoliciesCmd::Create { name, document } => cli::policies::create(&c, &name, &document).await,
+                PoliciesCmd::Update { name, document } => cli::policies::update(&c, &name, &document).await,
+                PoliciesCmd::List { json } => cli::policies::list(&c, json).await,
+                PoliciesCmd::Get { name } => cli::policies::get(&c, &name).await,
+                PoliciesCmd::Attach { name, target } => cli::policies::attach(&c, &name, &target, false).await,
+                PoliciesCmd::Detach { name, target } => cli::policies::attach(&c, &name, &target, true).await,
+                PoliciesCmd::Delete { name } => cli::policies::delete(&c, &name).await,
+                PoliciesCmd::Test { cert, client_id, action, resource } => {
+                    cli::policies::test(&c, &cert, &client_id, &action, &resource).await
+                }
+            }
         }
         Command::Things(cmd) => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
@@ -269,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ThingsCmd::Create { name, json } => cli::things::create(&c, &name, json).await,
                 ThingsCmd::Describe { name } => cli::things::describe(&c, &name).await,
                 ThingsCmd::Delete { name } => cli::things::delete(&c, &name).await,
+                ThingsCmd::Update(a) => cli::groups::update_thing(&c, &a).await,
             }
         }
         Command::Certs(cmd) => {
@@ -280,21 +336,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 CertsCmd::Deactivate { id } => cli::certs::set_status(&c, &id, "INACTIVE").await,
                 CertsCmd::Revoke { id } => cli::certs::set_status(&c, &id, "REVOKED").await,
                 CertsCmd::Delete { id } => cli::certs::delete(&c, &id).await,
-                CertsCmd::Create {
-                    thing,
-                    out,
-                    key_type,
-                    json,
-                } => cli::certs::create(&c, thing.as_deref(), out.as_deref(), key_type, json).await,
-                CertsCmd::Register {
-                    cert,
-                    ca_cert,
-                    without_ca,
-                    active,
-                } => {
-                    cli::ca::register_certificate(&c, &cert, ca_cert.as_deref(), without_ca, active)
-                        .await
-                        .map(|_| ())
+                CertsCmd::Create { thing, out, key_type, json } => {
+                    cli::certs::create(&c, thing.as_deref(), out.as_deref(), key_type, json).await
+                }
+                CertsCmd::Register { cert, ca_cert, without_ca, active } => {
+                    cli::ca::register_certificate(&c, &cert, ca_cert.as_deref(), without_ca, active).await.map(|_| ())
                 }
                 CertsCmd::Attach { id, thing } => cli::certs::attach(&c, &id, &thing, false).await,
                 CertsCmd::Detach { id, thing } => cli::certs::attach(&c, &id, &thing, true).await,
@@ -304,32 +350,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
             match cmd {
                 CaCmd::RegistrationCode => cli::ca::registration_code(&c).await,
-                CaCmd::Register {
-                    ca_cert,
-                    verification_cert,
-                    active,
-                    auto_register,
-                } => {
-                    cli::ca::register(
-                        &c,
-                        &ca_cert,
-                        verification_cert.as_deref(),
-                        active,
-                        auto_register,
-                    )
-                    .await
+                CaCmd::Register { ca_cert, verification_cert, active, auto_register } => {
+                    cli::ca::register(&c, &ca_cert, verification_cert.as_deref(), active, auto_register).await
                 }
                 CaCmd::List { json } => cli::ca::list(&c, json).await,
                 CaCmd::Activate { id } => cli::ca::update(&c, &id, Some("ACTIVE"), None).await,
                 CaCmd::Deactivate { id } => cli::ca::update(&c, &id, Some("INACTIVE"), None).await,
                 CaCmd::AutoRegister { id, state } => {
-                    cli::ca::update(
-                        &c,
-                        &id,
-                        None,
-                        Some(if state == "on" { "ENABLE" } else { "DISABLE" }),
-                    )
-                    .await
+                    cli::ca::update(&c, &id, None, Some(if state == "on" { "ENABLE" } else { "DISABLE" })).await
                 }
                 CaCmd::Delete { id } => cli::ca::delete(&c, &id).await,
             }
@@ -337,6 +365,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ServerCert(ServerCertCmd::Rotate) => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
             cli::ca::rotate_server_certificate(&c).await
+        }
+        Command::Types(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::groups::types(&c, cmd).await
+        }
+        Command::Groups(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::groups::groups(&c, cmd).await
+        }
+        Command::Events(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::groups::events(&c, cmd).await
         }
     }
 }

@@ -7,9 +7,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use axum::http::StatusCode;
 use parking_lot::RwLock;
-use store::{
-    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
-};
+use store::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 
 use crate::api::error::ApiError;
 
@@ -40,9 +38,7 @@ pub struct Registry {
 pub fn valid_thing_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
 }
 
 impl Registry {
@@ -53,8 +49,7 @@ impl Registry {
         account_id: String,
         plain_principal: broker::Principal,
     ) -> anyhow::Result<Arc<Registry>> {
-        let verifier =
-            crate::tls::DeviceCertVerifier::new(&[ca.cert_der().to_vec()], Default::default())?;
+        let verifier = crate::tls::DeviceCertVerifier::new(&[ca.cert_der().to_vec()], Default::default())?;
         let r = Arc::new(Registry {
             store,
             ca,
@@ -81,19 +76,10 @@ impl Registry {
     }
 
     fn cached(&self, c: &CertificateRecord) -> Result<CachedCert, store::StoreError> {
-        let thing = self
-            .store
-            .principal_things(&c.id)?
-            .into_iter()
-            .next()
-            .map(Arc::from);
+        let thing = self.store.principal_things(&c.id)?.into_iter().next().map(Arc::from);
         let own = self.ca.certificate_id();
         let ca_id = c.ca_certificate_id.clone().filter(|id| *id != own);
-        Ok(CachedCert {
-            status: c.status,
-            thing,
-            ca_id,
-        })
+        Ok(CachedCert { status: c.status, thing, ca_id })
     }
 
     fn reload_cache(&self) -> anyhow::Result<()> {
@@ -102,12 +88,7 @@ impl Registry {
             map.insert(c.id.clone(), self.cached(&c)?);
         }
         *self.cache.write() = map;
-        *self.cas.write() = self
-            .store
-            .list_ca_certificates()?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect();
+        *self.cas.write() = self.store.list_ca_certificates()?.into_iter().map(|c| (c.id.clone(), c)).collect();
         self.refresh_trust()?;
         Ok(())
     }
@@ -147,25 +128,16 @@ impl Registry {
     }
 
     pub fn cert_arn(&self, id: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:cert/{}",
-            self.region, self.account_id, id
-        )
+        format!("arn:aws:iot:{}:{}:cert/{}", self.region, self.account_id, id)
     }
 
     pub fn thing_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:thing/{}",
-            self.region, self.account_id, name
-        )
+        format!("arn:aws:iot:{}:{}:thing/{}", self.region, self.account_id, name)
     }
 
     /// A principal given as a certificate ARN or a bare certificate id.
     pub fn parse_principal(&self, principal: &str) -> Result<String, ApiError> {
-        let id = principal
-            .rsplit_once(":cert/")
-            .map(|(_, id)| id)
-            .unwrap_or(principal);
+        let id = principal.rsplit_once(":cert/").map(|(_, id)| id).unwrap_or(principal);
         if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(id.to_ascii_lowercase())
         } else {
@@ -184,9 +156,7 @@ impl Registry {
         attributes: BTreeMap<String, String>,
     ) -> Result<ThingRecord, ApiError> {
         if !valid_thing_name(name) {
-            return Err(ApiError::invalid(format!(
-                "thing name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]"
-            )));
+            return Err(ApiError::invalid(format!("thing name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]")));
         }
         validate_attributes(&attributes)?;
         let rec = ThingRecord {
@@ -198,18 +168,14 @@ impl Registry {
             created_at_ms: store::now_ms(),
         };
         self.store.create_thing(&rec).map_err(|e| match e {
-            store::StoreError::AlreadyExists(_) => {
-                ApiError::conflict(format!("thing {name} already exists"))
-            }
+            store::StoreError::AlreadyExists(_) => ApiError::conflict(format!("thing {name} already exists")),
             other => other.into(),
         })?;
         Ok(rec)
     }
 
     pub fn get_thing(&self, name: &str) -> Result<ThingRecord, ApiError> {
-        self.store
-            .get_thing(name)?
-            .ok_or_else(|| ApiError::not_found(format!("thing {name} does not exist")))
+        self.store.get_thing(name)?.ok_or_else(|| ApiError::not_found(format!("thing {name} does not exist")))
     }
 
     pub fn list_things(&self) -> Result<Vec<ThingRecord>, ApiError> {
@@ -251,12 +217,7 @@ impl Registry {
 
     pub fn thing_principals(&self, thing: &str) -> Result<Vec<String>, ApiError> {
         self.get_thing(thing)?;
-        Ok(self
-            .store
-            .thing_principals(thing)?
-            .iter()
-            .map(|id| self.cert_arn(id))
-            .collect())
+        Ok(self.store.thing_principals(thing)?.iter().map(|id| self.cert_arn(id)).collect())
     }
 
     pub fn principal_things(&self, principal: &str) -> Result<Vec<String>, ApiError> {
@@ -272,11 +233,7 @@ impl Registry {
         let rec = CertificateRecord {
             id: pki::certificate_id(&der),
             pem: pem.to_string(),
-            status: if active {
-                CertificateStatus::Active
-            } else {
-                CertificateStatus::Inactive
-            },
+            status: if active { CertificateStatus::Active } else { CertificateStatus::Inactive },
             ca_certificate_id: Some(self.ca.certificate_id()),
             created_at_ms: now,
             updated_at_ms: now,
@@ -295,32 +252,20 @@ impl Registry {
     ) -> Result<(CertificateRecord, pki::PrivateKeyPem), ApiError> {
         let issued = self
             .ca
-            .issue_device_certificate(
-                key_type,
-                &pki::Subject::with_common_name("AWS IoT Certificate"),
-            )
+            .issue_device_certificate(key_type, &pki::Subject::with_common_name("AWS IoT Certificate"))
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let rec = self.register_issued(&issued.cert_pem, active)?;
         Ok((rec, issued.key))
     }
 
     /// AWS CreateCertificateFromCsr: the device keeps its private key.
-    pub fn create_certificate_from_csr(
-        &self,
-        csr_pem: &str,
-        active: bool,
-    ) -> Result<CertificateRecord, ApiError> {
-        let pem = self
-            .ca
-            .sign_csr(csr_pem)
-            .map_err(|e| ApiError::invalid(format!("invalid CSR: {e}")))?;
+    pub fn create_certificate_from_csr(&self, csr_pem: &str, active: bool) -> Result<CertificateRecord, ApiError> {
+        let pem = self.ca.sign_csr(csr_pem).map_err(|e| ApiError::invalid(format!("invalid CSR: {e}")))?;
         self.register_issued(&pem, active)
     }
 
     pub fn get_certificate(&self, id: &str) -> Result<CertificateRecord, ApiError> {
-        self.store
-            .get_certificate(id)?
-            .ok_or_else(|| ApiError::not_found(format!("certificate {id} does not exist")))
+        self.store.get_certificate(id)?.ok_or_else(|| ApiError::not_found(format!("certificate {id} does not exist")))
     }
 
     pub fn list_certificates(&self) -> Result<Vec<CertificateRecord>, ApiError> {
@@ -329,35 +274,21 @@ impl Registry {
 
     /// AWS UpdateCertificate. REVOKED is final; connections of a certificate
     /// that stops being ACTIVE are closed at once.
-    pub fn update_certificate_status(
-        &self,
-        id: &str,
-        new: CertificateStatus,
-    ) -> Result<(), ApiError> {
+    pub fn update_certificate_status(&self, id: &str, new: CertificateStatus) -> Result<(), ApiError> {
         let cert = self.get_certificate(id)?;
         let allowed = match (cert.status, new) {
             (CertificateStatus::Revoked, _) => false,
-            (
-                _,
-                CertificateStatus::Active
-                | CertificateStatus::Inactive
-                | CertificateStatus::Revoked,
-            ) => true,
+            (_, CertificateStatus::Active | CertificateStatus::Inactive | CertificateStatus::Revoked) => true,
             _ => false,
         };
         if !allowed {
             return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
                 "CertificateStateException",
-                format!(
-                    "certificate {id} cannot change from {} to {}",
-                    cert.status.as_str(),
-                    new.as_str()
-                ),
+                format!("certificate {id} cannot change from {} to {}", cert.status.as_str(), new.as_str()),
             ));
         }
-        self.store
-            .set_certificate_status(id, new, store::now_ms())?;
+        self.store.set_certificate_status(id, new, store::now_ms())?;
         self.refresh_cert(id)?;
         tracing::info!(certificate_id = %id, status = new.as_str(), "certificate status changed");
         if new != CertificateStatus::Active {
@@ -391,8 +322,7 @@ impl Registry {
         self.store.delete_certificate(id)?;
         self.refresh_cert(id)?;
         if cert.ca_certificate_id.is_none() {
-            self.refresh_trust()
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            self.refresh_trust().map_err(|e| ApiError::internal(e.to_string()))?;
         }
         Ok(())
     }
@@ -403,19 +333,12 @@ impl Registry {
 /// registration on first connect.
 impl Registry {
     pub fn ca_arn(&self, id: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:cacert/{}",
-            self.region, self.account_id, id
-        )
+        format!("arn:aws:iot:{}:{}:cacert/{}", self.region, self.account_id, id)
     }
 
     /// AWS GetRegistrationCode: the verification certificate's CN must equal it.
     pub fn registration_code(&self) -> Result<String, ApiError> {
-        if let Some(code) = self
-            .store
-            .get_setting("registration_code")?
-            .filter(|c| !c.is_empty())
-        {
+        if let Some(code) = self.store.get_setting("registration_code")?.filter(|c| !c.is_empty()) {
             return Ok(code);
         }
         let mut bytes = [0u8; 32];
@@ -442,27 +365,19 @@ impl Registry {
         auto_registration: bool,
         sni_only: bool,
     ) -> Result<CaCertificateRecord, ApiError> {
-        let invalid_cert =
-            |m: String| ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", m);
-        let der =
-            pki::pem_to_der(ca_pem).map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
-        let info = pki::parse_certificate(&der)
-            .map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
+        let invalid_cert = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", m);
+        let der = pki::pem_to_der(ca_pem).map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
+        let info = pki::parse_certificate(&der).map_err(|e| invalid_cert(format!("caCertificate: {e}")))?;
         if !info.is_ca {
-            return Err(invalid_cert(
-                "caCertificate is not a CA certificate (basicConstraints CA:TRUE)".into(),
-            ));
+            return Err(invalid_cert("caCertificate is not a CA certificate (basicConstraints CA:TRUE)".into()));
         }
         if !sni_only {
             let v = verification_pem.ok_or_else(|| {
-                ApiError::invalid(
-                    "verificationCertificate is required (or certificateMode SNI_ONLY)",
-                )
+                ApiError::invalid("verificationCertificate is required (or certificateMode SNI_ONLY)")
             })?;
-            let vder = pki::pem_to_der(v)
-                .map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
-            let vinfo = pki::parse_certificate(&vder)
-                .map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
+            let vder = pki::pem_to_der(v).map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
+            let vinfo =
+                pki::parse_certificate(&vder).map_err(|e| invalid_cert(format!("verificationCertificate: {e}")))?;
             let code = self.registration_code()?;
             if vinfo.subject.common_name.as_deref() != Some(code.as_str()) {
                 return Err(ApiError::new(
@@ -472,9 +387,7 @@ impl Registry {
                 ));
             }
             if !pki::verify_signed_by(&vder, &der).unwrap_or(false) {
-                return Err(invalid_cert(
-                    "the verification certificate is not signed by the CA's key".into(),
-                ));
+                return Err(invalid_cert("the verification certificate is not signed by the CA's key".into()));
             }
         }
         let now = store::now_ms();
@@ -487,21 +400,16 @@ impl Registry {
             updated_at_ms: now,
         };
         if rec.id == self.ca.certificate_id() {
-            return Err(ApiError::conflict(
-                "this is Thingport's own CA; it is always trusted",
-            ));
+            return Err(ApiError::conflict("this is Thingport's own CA; it is always trusted"));
         }
-        self.store
-            .insert_ca_certificate(&rec)
-            .map_err(|e| match e {
-                store::StoreError::AlreadyExists(_) => {
-                    ApiError::conflict(format!("CA certificate {} is already registered", rec.id))
-                }
-                other => other.into(),
-            })?;
+        self.store.insert_ca_certificate(&rec).map_err(|e| match e {
+            store::StoreError::AlreadyExists(_) => {
+                ApiError::conflict(format!("CA certificate {} is already registered", rec.id))
+            }
+            other => other.into(),
+        })?;
         self.cas.write().insert(rec.id.clone(), rec.clone());
-        self.refresh_trust()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.refresh_trust().map_err(|e| ApiError::internal(e.to_string()))?;
         tracing::info!(ca_certificate_id = %rec.id, active, auto_registration, "CA certificate registered");
         Ok(rec)
     }
@@ -521,12 +429,7 @@ impl Registry {
     }
 
     /// AWS UpdateCACertificate. Deactivating a CA closes its devices' connections.
-    pub fn update_ca(
-        &self,
-        id: &str,
-        active: Option<bool>,
-        auto_registration: Option<bool>,
-    ) -> Result<(), ApiError> {
+    pub fn update_ca(&self, id: &str, active: Option<bool>, auto_registration: Option<bool>) -> Result<(), ApiError> {
         let mut rec = self.get_ca(id)?;
         if let Some(a) = active {
             rec.active = a;
@@ -537,8 +440,7 @@ impl Registry {
         rec.updated_at_ms = store::now_ms();
         self.store.update_ca_certificate(&rec)?;
         self.cas.write().insert(id.to_string(), rec.clone());
-        self.refresh_trust()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.refresh_trust().map_err(|e| ApiError::internal(e.to_string()))?;
         if !rec.active {
             if let Some(b) = self.broker() {
                 let ids: Vec<String> = self
@@ -568,8 +470,7 @@ impl Registry {
         }
         self.store.delete_ca_certificate(id)?;
         self.cas.write().remove(id);
-        self.refresh_trust()
-            .map_err(|e| ApiError::internal(e.to_string()))
+        self.refresh_trust().map_err(|e| ApiError::internal(e.to_string()))
     }
 
     fn insert_registered(
@@ -579,18 +480,10 @@ impl Registry {
         ca_id: Option<String>,
     ) -> Result<CertificateRecord, ApiError> {
         let der = pki::pem_to_der(pem).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "CertificateValidationException",
-                format!("certificatePem: {e}"),
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("certificatePem: {e}"))
         })?;
         pki::parse_certificate(&der).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "CertificateValidationException",
-                format!("certificatePem: {e}"),
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("certificatePem: {e}"))
         })?;
         let now = store::now_ms();
         let rec = CertificateRecord {
@@ -618,9 +511,7 @@ impl Registry {
         }
         self.cas.read().values().find_map(|ca| {
             let ca_der = pki::pem_to_der(&ca.pem).ok()?;
-            pki::verify_signed_by(der, &ca_der)
-                .unwrap_or(false)
-                .then(|| ca.id.clone())
+            pki::verify_signed_by(der, &ca_der).unwrap_or(false).then(|| ca.id.clone())
         })
     }
 
@@ -632,20 +523,22 @@ impl Registry {
         status: CertificateStatus,
     ) -> Result<CertificateRecord, ApiError> {
         let der = pki::pem_to_der(pem).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "CertificateValidationException",
-                format!("certificatePem: {e}"),
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("certificatePem: {e}"))
         })?;
         let ca_id = match ca_pem {
             Some(ca_pem) => {
                 let ca_der = pki::pem_to_der(ca_pem).map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("caCertificatePem: {e}"))
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "CertificateValidationException",
+                        format!("caCertificatePem: {e}"),
+                    )
                 })?;
                 let id = pki::certificate_id(&ca_der);
                 if id != self.ca.certificate_id() && !self.cas.read().contains_key(&id) {
-                    return Err(ApiError::not_found(format!("CA certificate {id} is not registered; use RegisterCACertificate first")));
+                    return Err(ApiError::not_found(format!(
+                        "CA certificate {id} is not registered; use RegisterCACertificate first"
+                    )));
                 }
                 if !pki::verify_signed_by(&der, &ca_der).unwrap_or(false) {
                     return Err(ApiError::new(
@@ -674,8 +567,7 @@ impl Registry {
         status: CertificateStatus,
     ) -> Result<CertificateRecord, ApiError> {
         let rec = self.insert_registered(pem, status, None)?;
-        self.refresh_trust()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.refresh_trust().map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(rec)
     }
 
@@ -690,16 +582,11 @@ impl Registry {
             .find(|ca| {
                 ca.active
                     && ca.auto_registration
-                    && pki::pem_to_der(&ca.pem)
-                        .is_ok_and(|ca_der| pki::verify_signed_by(der, &ca_der).unwrap_or(false))
+                    && pki::pem_to_der(&ca.pem).is_ok_and(|ca_der| pki::verify_signed_by(der, &ca_der).unwrap_or(false))
             })?
             .clone();
         let rec = self
-            .insert_registered(
-                &pki::der_to_pem(der),
-                CertificateStatus::PendingActivation,
-                Some(ca.id.clone()),
-            )
+            .insert_registered(&pki::der_to_pem(der), CertificateStatus::PendingActivation, Some(ca.id.clone()))
             .ok()?;
         tracing::info!(certificate_id = %id, ca_certificate_id = %ca.id, "certificate registered just in time (PENDING_ACTIVATION)");
         if let Some(b) = self.broker() {
@@ -726,29 +613,22 @@ fn validate_attributes(attrs: &BTreeMap<String, String>) -> Result<(), ApiError>
         return Err(ApiError::invalid("a thing has at most 50 attributes"));
     }
     for (k, v) in attrs {
-        let key_ok = !k.is_empty()
-            && k.len() <= 128
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
+        let key_ok =
+            !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
         if !key_ok {
             return Err(ApiError::invalid(format!(
                 "attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]"
             )));
         }
         if v.len() > 800 {
-            return Err(ApiError::invalid(format!(
-                "attribute {k} is longer than 800 characters"
-            )));
+            return Err(ApiError::invalid(format!("attribute {k} is longer than 800 characters")));
         }
     }
     Ok(())
 }
 
 impl broker::Authenticator for Registry {
-    fn authenticate(
-        &self,
-        peer: &broker::PeerInfo,
-    ) -> Result<broker::Principal, broker::auth::AuthFailure> {
+    fn authenticate(&self, peer: &broker::PeerInfo) -> Result<broker::Principal, broker::auth::AuthFailure> {
         use broker::auth::AuthFailure;
         if peer.listener == "mqtt" {
             return Ok(self.plain_principal.clone());
@@ -762,10 +642,14 @@ impl broker::Authenticator for Registry {
             Some(c) if c.status == CertificateStatus::Active => {
                 if let Some(ca) = &c.ca_id {
                     if !self.cas.read().get(ca).is_some_and(|r| r.active) {
-                        return Err(AuthFailure::NotAuthorized(format!("the CA {ca} that signed certificate {id} is not ACTIVE")));
+                        return Err(AuthFailure::NotAuthorized(format!(
+                            "the CA {ca} that signed certificate {id} is not ACTIVE"
+                        )));
                     }
                 }
-                Ok(broker::Principal { id: id.into(), thing_name: c.thing.clone(), ext: None })
+                let info = pki::parse_certificate(leaf.as_ref()).ok().map(Arc::new);
+                let auth: Arc<dyn std::any::Any + Send + Sync> = crate::policies::ConnAuth::new(id.clone(), info);
+                Ok(broker::Principal { id: id.into(), thing_name: c.thing.clone(), ext: Some(auth) })
             }
             Some(c) => Err(AuthFailure::NotAuthorized(format!("certificate {id} is {}", c.status.as_str()))),
             None => match self.just_in_time_register(&id, leaf.as_ref()) {

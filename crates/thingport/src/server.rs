@@ -40,10 +40,8 @@ impl ServerIdentity {
     fn current(&self) -> anyhow::Result<(String, String)> {
         match &self.operator {
             Some((cert, key)) => Ok((
-                std::fs::read_to_string(cert)
-                    .with_context(|| format!("cannot read {}", cert.display()))?,
-                std::fs::read_to_string(key)
-                    .with_context(|| format!("cannot read {}", key.display()))?,
+                std::fs::read_to_string(cert).with_context(|| format!("cannot read {}", cert.display()))?,
+                std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?,
             )),
             // Issued afresh (each start and each rotation) for the configured
             // names; devices trust the CA, not this certificate.
@@ -56,20 +54,11 @@ impl ServerIdentity {
         }
     }
 
-    fn load(
-        dir: &DataDir,
-        ca: Arc<pki::CertificateAuthority>,
-        config: &Config,
-    ) -> anyhow::Result<Arc<Self>> {
-        let operator = match (
-            &config.tls.server_certificate,
-            &config.tls.server_private_key,
-        ) {
+    fn load(dir: &DataDir, ca: Arc<pki::CertificateAuthority>, config: &Config) -> anyhow::Result<Arc<Self>> {
+        let operator = match (&config.tls.server_certificate, &config.tls.server_private_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (None, None) => None,
-            _ => anyhow::bail!(
-                "tls.server_certificate and tls.server_private_key must be set together"
-            ),
+            _ => anyhow::bail!("tls.server_certificate and tls.server_private_key must be set together"),
         };
         let mut me = ServerIdentity {
             dir: dir.clone(),
@@ -92,6 +81,18 @@ impl ServerIdentity {
         tracing::info!(certificate_id = %id, "server certificate rotated");
         Ok(id)
     }
+}
+
+/// The least-privilege device policy `thingport provision` attaches, created
+/// on first start (edit it with CreatePolicyVersion like any policy).
+fn ensure_default_policy(policies: &crate::policies::Policies) -> anyhow::Result<()> {
+    use crate::policies::{default_device_policy, DEFAULT_DEVICE_POLICY};
+    if policies.get(DEFAULT_DEVICE_POLICY).is_err() {
+        let doc = default_device_policy(&policies.region, &policies.account_id);
+        policies.create(DEFAULT_DEVICE_POLICY, &doc).map_err(|e| anyhow::anyhow!(e.message))?;
+        tracing::info!(policy = DEFAULT_DEVICE_POLICY, "created the default device policy");
+    }
+    Ok(())
 }
 
 /// Admin credentials: from the environment, else the data directory, else new.
@@ -125,44 +126,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", dir.database().display()))?;
     let mut plain = broker::Principal::new(config.plain_tcp.principal.as_str());
     plain.thing_name = config.plain_tcp.thing_name.as_deref().map(Into::into);
-    let registry = Registry::new(
+    let registry = Registry::new(db.clone(), ca.clone(), config.region.clone(), config.account_id.clone(), plain)?;
+    let policies = crate::policies::Policies::new(
         db.clone(),
-        ca.clone(),
+        db.clone(),
+        db.clone(),
         config.region.clone(),
         config.account_id.clone(),
-        plain,
-    )?;
-    let broker = broker::Broker::new(
-        config.limits.to_limits(),
-        registry.clone(),
-        Box::new(broker::AllowNonReserved),
-        db.clone(),
-    )?;
+    );
+    ensure_default_policy(&policies)?;
+    let authorizer = crate::policies::PolicyAuthorizer { policies: policies.clone() };
+    let broker = broker::Broker::new(config.limits.to_limits(), registry.clone(), Box::new(authorizer), db.clone())?;
     registry.set_broker(&broker);
 
-    let tls =
-        crate::tls::device_server_config(registry.verifier(), identity.resolver.clone(), &[])?;
+    let tls = crate::tls::device_server_config(registry.verifier(), identity.resolver.clone(), &[])?;
     let tls = Arc::new(ArcSwap::from_pointee(tls));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
 
     let mqtt_listener = bind(config.listeners.mqtt, "MQTT over TLS").await?;
     let mqtt_addr = mqtt_listener.local_addr()?;
-    tokio::spawn(broker::listener::serve_tls(
-        mqtt_listener,
-        tls.clone(),
-        broker.clone(),
-        shutdown_rx.clone(),
-    ));
+    tokio::spawn(broker::listener::serve_tls(mqtt_listener, tls.clone(), broker.clone(), shutdown_rx.clone()));
 
     let https_listener = bind(config.listeners.https, "device HTTPS").await?;
     let https_addr = https_listener.local_addr()?;
     let https_app = crate::device_https::router(broker.clone());
-    tokio::spawn(crate::device_https::serve(
-        https_listener,
-        tls.clone(),
-        https_app,
-        shutdown_rx.clone(),
-    ));
+    tokio::spawn(crate::device_https::serve(https_listener, tls.clone(), https_app, shutdown_rx.clone()));
 
     let mut plain_addr = None;
     if let Some(addr) = config.listeners.mqtt_plain {
@@ -171,11 +159,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(addr = %a, principal = %config.plain_tcp.principal,
             "INSECURE plain-TCP MQTT listener enabled: no encryption, no client authentication; do not expose it");
         plain_addr = Some(a);
-        tokio::spawn(broker::listener::serve_tcp(
-            l,
-            broker.clone(),
-            shutdown_rx.clone(),
-        ));
+        tokio::spawn(broker::listener::serve_tcp(l, broker.clone(), shutdown_rx.clone()));
     }
 
     let api_listener = bind(config.listeners.api, "the management API").await?;
@@ -184,6 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         registry: registry.clone(),
         credentials: Arc::new(vec![admin.clone()]),
         broker: broker.clone(),
+        policies: policies.clone(),
         mqtt_address: mqtt_addr.to_string(),
         server_identity: identity.clone(),
         groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,
@@ -209,10 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         region: config.region.clone(),
         pid: std::process::id(),
     };
-    write_public(
-        &dir.endpoints(),
-        serde_json::to_string_pretty(&endpoints)?.as_bytes(),
-    )?;
+    write_public(&dir.endpoints(), serde_json::to_string_pretty(&endpoints)?.as_bytes())?;
 
     tracing::info!(%mqtt_addr, "MQTT over TLS (client certificates required)");
     tracing::info!(%https_addr, "device HTTPS (client certificates required)");
@@ -229,13 +211,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(
-    config: &Config,
-    dir: &DataDir,
-    e: &Endpoints,
-    admin: &AdminCredentials,
-    created: bool,
-) {
+fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCredentials, created: bool) {
     let data = dir.root.display();
     let dd = if config.data_dir == std::path::Path::new("./thingport-data") {
         String::new()
@@ -256,11 +232,7 @@ fn print_banner(
         https = e.https,
         api = e.api,
         akid = admin.access_key_id,
-        new = if created {
-            ", new, saved in admin-credentials.json"
-        } else {
-            ""
-        },
+        new = if created { ", new, saved in admin-credentials.json" } else { "" },
         ca = dir.ca_cert().display(),
     );
 }
@@ -270,10 +242,7 @@ async fn wait_for_signal(identity: &ServerIdentity) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };

@@ -20,9 +20,7 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 /// The process-wide crypto provider (aws-lc-rs), passed explicitly so no
@@ -89,18 +87,10 @@ impl ClientCertVerifier for DeviceCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self
-            .chain
-            .load()
-            .verify_client_cert(end_entity, intermediates, now)
-        {
+        match self.chain.load().verify_client_cert(end_entity, intermediates, now) {
             Ok(v) => Ok(v),
             Err(e) => {
-                if self
-                    .pinned
-                    .load()
-                    .contains(&pki::certificate_id(end_entity.as_ref()))
-                {
+                if self.pinned.load().contains(&pki::certificate_id(end_entity.as_ref())) {
                     Ok(ClientCertVerified::assertion())
                 } else {
                     Err(e)
@@ -115,12 +105,7 @@ impl ClientCertVerifier for DeviceCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -129,18 +114,11 @@ impl ClientCertVerifier for DeviceCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -159,15 +137,12 @@ impl ServerCertResolver {
 
     /// A resolver with no certificate yet (handshakes fail until `rotate`).
     pub fn placeholder() -> Arc<Self> {
-        Arc::new(ServerCertResolver {
-            current: ArcSwap::from_pointee(None),
-        })
+        Arc::new(ServerCertResolver { current: ArcSwap::from_pointee(None) })
     }
 
     /// Serve a new certificate to new connections; existing ones keep theirs.
     pub fn rotate(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
-        self.current
-            .store(Arc::new(Some(Arc::new(certified_key(cert_pem, key_pem)?))));
+        self.current.store(Arc::new(Some(Arc::new(certified_key(cert_pem, key_pem)?))));
         Ok(())
     }
 }
@@ -179,22 +154,12 @@ impl ResolvesServerCert for ServerCertResolver {
 }
 
 fn certified_key(cert_pem: &str, key_pem: &str) -> anyhow::Result<CertifiedKey> {
-    let chain: Vec<CertificateDer<'static>> = pem_blocks(cert_pem, "CERTIFICATE")
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "the server certificate file has no CERTIFICATE block"
-    );
+    let chain: Vec<CertificateDer<'static>> = pem_blocks(cert_pem, "CERTIFICATE").into_iter().map(Into::into).collect();
+    anyhow::ensure!(!chain.is_empty(), "the server certificate file has no CERTIFICATE block");
     let key = private_key_der(key_pem)?;
-    let signer = provider()
-        .key_provider
-        .load_private_key(key)
-        .context("unusable server private key")?;
+    let signer = provider().key_provider.load_private_key(key).context("unusable server private key")?;
     let ck = CertifiedKey::new(chain, signer);
-    ck.keys_match()
-        .context("the server certificate and key do not match")?;
+    ck.keys_match().context("the server certificate and key do not match")?;
     Ok(ck)
 }
 
@@ -216,10 +181,7 @@ pub fn device_server_config(
 /// Parse a PEM private key (PKCS#8, SEC1 or PKCS#1) into rustls' type.
 pub fn private_key_der(pem_text: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     let normalized = pki::normalize_private_key(pem_text)?;
-    let block = pem_blocks(normalized.expose(), "PRIVATE KEY")
-        .into_iter()
-        .next()
-        .context("no PRIVATE KEY block")?;
+    let block = pem_blocks(normalized.expose(), "PRIVATE KEY").into_iter().next().context("no PRIVATE KEY block")?;
     Ok(PrivateKeyDer::Pkcs8(block.into()))
 }
 

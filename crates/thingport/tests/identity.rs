@@ -10,21 +10,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Device, Server};
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 
 fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn have_openssl() -> bool {
@@ -37,11 +27,7 @@ fn device_signed_by(dir: &Path, ca: &str, name: &str, server: &Server) -> Device
     let d = dir.join(name);
     std::fs::create_dir_all(&d).unwrap();
     // Extensions make it an X.509 v3 certificate, as TLS stacks require.
-    std::fs::write(
-        d.join("ext.cnf"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("ext.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
     openssl(
         &[
             "req",
@@ -81,24 +67,14 @@ fn device_signed_by(dir: &Path, ca: &str, name: &str, server: &Server) -> Device
         ],
         &d,
     );
-    std::fs::copy(
-        server.data_dir.join("ca/root-ca.pem"),
-        d.join("root-ca.pem"),
-    )
-    .unwrap();
+    std::fs::copy(server.data_dir.join("ca/root-ca.pem"), d.join("root-ca.pem")).unwrap();
     let der = pem_der(&std::fs::read_to_string(d.join("certificate.pem.crt")).unwrap());
-    Device {
-        dir: d,
-        cert_id: sha256_hex(&der),
-        name: name.into(),
-    }
+    Device { dir: d, cert_id: sha256_hex(&der), name: name.into() }
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
-        .unwrap()
-        .to_vec()
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
 }
 
 fn sha256_hex(d: &[u8]) -> String {
@@ -146,9 +122,7 @@ fn make_ca(dir: &Path, name: &str) {
 
 fn client(dev: &Device, port: u16, id: &str) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(id, "localhost", port);
-    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-        dev.tls(),
-    )));
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(dev.tls())));
     AsyncClient::new(o, 100)
 }
 
@@ -294,9 +268,7 @@ async fn bring_your_own_ca_with_just_in_time_registration() {
     let watcher = server.provision("watcher", "ec");
     let (w, mut wev) = client(&watcher, server.mqtt_port, "watcher");
     connect(&mut wev).await.unwrap();
-    w.subscribe("$aws/events/certificates/registered/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    w.subscribe("$aws/events/certificates/registered/#", QoS::AtLeastOnce).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         while !matches!(wev.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
     })
@@ -307,33 +279,23 @@ async fn bring_your_own_ca_with_just_in_time_registration() {
     let dev = device_signed_by(&work, "myca", "jitr-dev", &server);
     let (_c, mut ev) = client(&dev, server.mqtt_port, "jitr-dev");
     let err = connect(&mut ev).await.unwrap_err();
-    assert!(
-        err.contains("NotAuthorized") || err.contains("Refused"),
-        "{err}"
-    );
+    assert!(err.contains("NotAuthorized") || err.contains("Refused"), "{err}");
     let event = next_publish(&mut wev).await;
-    assert_eq!(
-        event.topic,
-        format!("$aws/events/certificates/registered/{ca_id}")
-    );
+    assert_eq!(event.topic, format!("$aws/events/certificates/registered/{ca_id}"));
     let v: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
     assert_eq!(v["certificateId"], dev.cert_id.as_str());
     assert_eq!(v["certificateStatus"], "PENDING_ACTIVATION");
-    assert!(server
-        .cli(&["certs", "list"])
-        .contains("PENDING_ACTIVATION"));
+    assert!(server.cli(&["certs", "list"]).contains("PENDING_ACTIVATION"));
 
     // Activated (as a rule would), it connects.
     server.cli(&["certs", "activate", &dev.cert_id]);
+    server.allow_all(&dev.cert_id);
     let (_c, mut ev) = client(&dev, server.mqtt_port, "jitr-dev");
     connect(&mut ev).await.unwrap();
 
     // Deactivating the CA closes and refuses its devices.
     server.cli(&["ca", "deactivate", &ca_id]);
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while ev.poll().await.is_ok() {}
-    })
-    .await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async { while ev.poll().await.is_ok() {} }).await;
     assert!(closed.is_ok(), "device of a deactivated CA still connected");
     let (_c, mut ev) = client(&dev, server.mqtt_port, "jitr-dev");
     assert!(connect(&mut ev).await.is_err());
@@ -345,21 +307,10 @@ async fn bring_your_own_ca_with_just_in_time_registration() {
     server.cli(&["ca", "auto-register", &ca_id, "off"]);
     let dev2 = device_signed_by(&work, "myca", "registered-dev", &server);
     let (_c, mut ev) = client(&dev2, server.mqtt_port, "registered-dev");
-    assert!(
-        connect(&mut ev).await.is_err(),
-        "unregistered certificate connected"
-    );
-    assert!(
-        !server.cli(&["certs", "list"]).contains(&dev2.cert_id),
-        "auto-registration was off"
-    );
-    server.cli(&[
-        "certs",
-        "register",
-        "--cert",
-        dev2.dir.join("certificate.pem.crt").to_str().unwrap(),
-        "--active",
-    ]);
+    assert!(connect(&mut ev).await.is_err(), "unregistered certificate connected");
+    assert!(!server.cli(&["certs", "list"]).contains(&dev2.cert_id), "auto-registration was off");
+    server.cli(&["certs", "register", "--cert", dev2.dir.join("certificate.pem.crt").to_str().unwrap(), "--active"]);
+    server.allow_all(&dev2.cert_id);
     let (_c, mut ev) = client(&dev2, server.mqtt_port, "registered-dev");
     connect(&mut ev).await.unwrap();
 
@@ -377,10 +328,7 @@ async fn bring_your_own_ca_with_just_in_time_registration() {
         .arg(&server.data_dir)
         .output()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "registered without its CA being known"
-    );
+    assert!(!out.status.success(), "registered without its CA being known");
     server.cli(&[
         "certs",
         "register",
@@ -389,6 +337,7 @@ async fn bring_your_own_ca_with_just_in_time_registration() {
         "--without-ca",
         "--active",
     ]);
+    server.allow_all(&dev3.cert_id);
     let (_c, mut ev) = client(&dev3, server.mqtt_port, "no-ca-dev");
     connect(&mut ev).await.unwrap();
 }
@@ -401,6 +350,11 @@ async fn server_certificate_rotates_without_dropping_connections() {
     let (c, mut ev) = client(&dev, server.mqtt_port, "rot-dev");
     connect(&mut ev).await.unwrap();
     c.subscribe("rot/#", QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(ev.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
+    })
+    .await
+    .unwrap();
     let before = std::fs::read_to_string(tmp.path().join("server/server.pem")).unwrap();
     server.cli(&["server-cert", "rotate"]);
     let after = std::fs::read_to_string(tmp.path().join("server/server.pem")).unwrap();
@@ -408,9 +362,7 @@ async fn server_certificate_rotates_without_dropping_connections() {
     // A new connection gets the new certificate and works.
     let (c2, mut ev2) = client(&dev, server.mqtt_port, "rot-dev-2");
     connect(&mut ev2).await.unwrap();
-    c2.publish("rot/x", QoS::AtLeastOnce, false, b"still here".to_vec())
-        .await
-        .unwrap();
+    c2.publish("rot/x", QoS::AtLeastOnce, false, b"still here".to_vec()).await.unwrap();
     tokio::spawn(async move { while ev2.poll().await.is_ok() {} });
     // The old connection was not dropped.
     let p = next_publish(&mut ev).await;

@@ -44,9 +44,7 @@ pub fn dec_err(bytes: &[u8], proto: Protocol) -> DecodeError {
 /// Encode then decode.
 pub fn roundtrip(p: &Packet, proto: Protocol) -> Packet {
     let bytes = enc(p, proto);
-    dec(&bytes, proto)
-        .unwrap_or_else(|e| panic!("decode {p:?}: {e}"))
-        .expect("complete frame")
+    dec(&bytes, proto).unwrap_or_else(|e| panic!("decode {p:?}: {e}")).expect("complete frame")
 }
 
 /// Prefixes `body` with a fixed header for `first`.
@@ -197,10 +195,7 @@ pub fn samples_v5() -> Vec<Packet> {
             topic: String::new(),
             packet_id: 9,
             payload: Bytes::new(),
-            properties: Properties {
-                topic_alias: Some(3),
-                ..Properties::default()
-            },
+            properties: Properties { topic_alias: Some(3), ..Properties::default() },
         }),
         Packet::PubAck(PubResp::new(1)),
         Packet::PubAck(PubResp::with_reason(2, reason::NO_MATCHING_SUBSCRIBERS)),
@@ -218,10 +213,7 @@ pub fn samples_v5() -> Vec<Packet> {
         Packet::PubComp(PubResp {
             packet_id: 6,
             reason: 0,
-            properties: Properties {
-                user_properties: vec![user("trace", "abc")],
-                ..Properties::default()
-            },
+            properties: Properties { user_properties: vec![user("trace", "abc")], ..Properties::default() },
         }),
         Packet::Subscribe(Subscribe {
             packet_id: 10,
@@ -238,12 +230,7 @@ pub fn samples_v5() -> Vec<Packet> {
                 ),
                 (
                     "own/+/echo".into(),
-                    SubOptions {
-                        qos: QoS::AtMostOnce,
-                        no_local: true,
-                        retain_as_published: false,
-                        retain_handling: 1,
-                    },
+                    SubOptions { qos: QoS::AtMostOnce, no_local: true, retain_as_published: false, retain_handling: 1 },
                 ),
             ],
             properties: Properties {
@@ -255,18 +242,12 @@ pub fn samples_v5() -> Vec<Packet> {
         Packet::SubAck(SubAck {
             packet_id: 10,
             reasons: vec![2, 1, reason::TOPIC_FILTER_INVALID],
-            properties: Properties {
-                reason_string: Some("partly".into()),
-                ..Properties::default()
-            },
+            properties: Properties { reason_string: Some("partly".into()), ..Properties::default() },
         }),
         Packet::Unsubscribe(Unsubscribe {
             packet_id: 11,
             filters: vec!["sport/tennis/#".into(), "a/b".into()],
-            properties: Properties {
-                user_properties: vec![user("why", "done")],
-                ..Properties::default()
-            },
+            properties: Properties { user_properties: vec![user("why", "done")], ..Properties::default() },
         }),
         Packet::UnsubAck(UnsubAck {
             packet_id: 11,
@@ -276,10 +257,7 @@ pub fn samples_v5() -> Vec<Packet> {
         Packet::PingReq,
         Packet::PingResp,
         Packet::Disconnect(Disconnect::default()),
-        Packet::Disconnect(Disconnect {
-            reason: reason::DISCONNECT_WITH_WILL,
-            properties: Properties::default(),
-        }),
+        Packet::Disconnect(Disconnect { reason: reason::DISCONNECT_WITH_WILL, properties: Properties::default() }),
         Packet::Disconnect(Disconnect {
             reason: reason::SERVER_MOVED,
             properties: Properties {
@@ -330,11 +308,7 @@ pub fn samples_v311() -> Vec<Packet> {
             password: None,
             properties: Properties::default(),
         }),
-        Packet::ConnAck(ConnAck {
-            session_present: true,
-            code: 0,
-            properties: Properties::default(),
-        }),
+        Packet::ConnAck(ConnAck { session_present: true, code: 0, properties: Properties::default() }),
         Packet::ConnAck(ConnAck {
             session_present: false,
             code: reason::BAD_USER_NAME_OR_PASSWORD,
@@ -370,21 +344,13 @@ pub fn samples_v311() -> Vec<Packet> {
             ],
             properties: Properties::default(),
         }),
-        Packet::SubAck(SubAck {
-            packet_id: 5,
-            reasons: vec![0, 0x80, 2, 1],
-            properties: Properties::default(),
-        }),
+        Packet::SubAck(SubAck { packet_id: 5, reasons: vec![0, 0x80, 2, 1], properties: Properties::default() }),
         Packet::Unsubscribe(Unsubscribe {
             packet_id: 6,
             filters: vec!["a/+".into()],
             properties: Properties::default(),
         }),
-        Packet::UnsubAck(UnsubAck {
-            packet_id: 6,
-            reasons: vec![],
-            properties: Properties::default(),
-        }),
+        Packet::UnsubAck(UnsubAck { packet_id: 6, reasons: vec![], properties: Properties::default() }),
         Packet::PingReq,
         Packet::PingResp,
         Packet::Disconnect(Disconnect::default()),
@@ -414,10 +380,7 @@ pub enum Place {
 /// Clears every property not allowed at `place` (what the encoder drops).
 pub fn allowed_only(p: &Properties, place: Place) -> Properties {
     use Place::*;
-    let mut o = Properties {
-        user_properties: p.user_properties.clone(),
-        ..Properties::default()
-    };
+    let mut o = Properties { user_properties: p.user_properties.clone(), ..Properties::default() };
     let is = |places: &[Place]| places.contains(&place);
     if is(&[Publish, Will]) {
         o.payload_format_indicator = p.payload_format_indicator;
@@ -530,19 +493,14 @@ pub fn expected_v311(p: &Packet) -> Option<Packet> {
             }
             Packet::Connect(c)
         }
-        Packet::ConnAck(a) => Packet::ConnAck(ConnAck {
-            code: connack_canonical(reason::connack_v311(a.code)),
-            properties: none,
-            ..a
-        }),
+        Packet::ConnAck(a) => {
+            Packet::ConnAck(ConnAck { code: connack_canonical(reason::connack_v311(a.code)), properties: none, ..a })
+        }
         Packet::Publish(x) => {
             if x.topic.is_empty() {
                 return None;
             }
-            Packet::Publish(Publish {
-                properties: none,
-                ..x
-            })
+            Packet::Publish(Publish { properties: none, ..x })
         }
         Packet::PubAck(r) => Packet::PubAck(PubResp::new(r.packet_id)),
         Packet::PubRec(r) => Packet::PubRec(PubResp::new(r.packet_id)),
@@ -550,31 +508,16 @@ pub fn expected_v311(p: &Packet) -> Option<Packet> {
         Packet::PubComp(r) => Packet::PubComp(PubResp::new(r.packet_id)),
         Packet::Subscribe(x) => Packet::Subscribe(Subscribe {
             packet_id: x.packet_id,
-            filters: x
-                .filters
-                .into_iter()
-                .map(|(f, o)| (f, SubOptions::qos(o.qos)))
-                .collect(),
+            filters: x.filters.into_iter().map(|(f, o)| (f, SubOptions::qos(o.qos))).collect(),
             properties: none,
         }),
         Packet::SubAck(x) => Packet::SubAck(SubAck {
             packet_id: x.packet_id,
-            reasons: x
-                .reasons
-                .iter()
-                .map(|&c| if c <= 2 { c } else { 0x80 })
-                .collect(),
+            reasons: x.reasons.iter().map(|&c| if c <= 2 { c } else { 0x80 }).collect(),
             properties: none,
         }),
-        Packet::Unsubscribe(x) => Packet::Unsubscribe(Unsubscribe {
-            properties: none,
-            ..x
-        }),
-        Packet::UnsubAck(x) => Packet::UnsubAck(UnsubAck {
-            packet_id: x.packet_id,
-            reasons: vec![],
-            properties: none,
-        }),
+        Packet::Unsubscribe(x) => Packet::Unsubscribe(Unsubscribe { properties: none, ..x }),
+        Packet::UnsubAck(x) => Packet::UnsubAck(UnsubAck { packet_id: x.packet_id, reasons: vec![], properties: none }),
         Packet::PingReq => Packet::PingReq,
         Packet::PingResp => Packet::PingResp,
         Packet::Disconnect(_) => Packet::Disconnect(Disconnect::default()),
@@ -691,11 +634,7 @@ pub fn arb_props_maybe() -> impl Strategy<Value = Properties> {
 }
 
 fn arb_qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
+    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
 }
 
 fn arb_protocol() -> impl Strategy<Value = Protocol> {
@@ -703,20 +642,8 @@ fn arb_protocol() -> impl Strategy<Value = Protocol> {
 }
 
 fn arb_will() -> impl Strategy<Value = Will> {
-    (
-        arb_topic(),
-        arb_bytes(16),
-        arb_qos(),
-        any::<bool>(),
-        arb_props_maybe(),
-    )
-        .prop_map(|(topic, payload, qos, retain, properties)| Will {
-            topic,
-            payload,
-            qos,
-            retain,
-            properties,
-        })
+    (arb_topic(), arb_bytes(16), arb_qos(), any::<bool>(), arb_props_maybe())
+        .prop_map(|(topic, payload, qos, retain, properties)| Will { topic, payload, qos, retain, properties })
 }
 
 fn arb_connect() -> impl Strategy<Value = Connect> {
@@ -730,29 +657,16 @@ fn arb_connect() -> impl Strategy<Value = Connect> {
         option::of(arb_bytes(16)),
         arb_props_maybe(),
     )
-        .prop_map(
-            |(
-                protocol,
-                clean_start,
-                keep_alive,
-                client_id,
-                will,
-                username,
-                password,
-                properties,
-            )| {
-                Connect {
-                    protocol,
-                    clean_start,
-                    keep_alive,
-                    client_id,
-                    will,
-                    username,
-                    password,
-                    properties,
-                }
-            },
-        )
+        .prop_map(|(protocol, clean_start, keep_alive, client_id, will, username, password, properties)| Connect {
+            protocol,
+            clean_start,
+            keep_alive,
+            client_id,
+            will,
+            username,
+            password,
+            properties,
+        })
 }
 
 fn arb_publish() -> impl Strategy<Value = Publish> {
@@ -766,36 +680,18 @@ fn arb_publish() -> impl Strategy<Value = Publish> {
         arb_props_maybe(),
         1u16..,
     )
-        .prop_map(
-            |(dup, qos, retain, topic, id, payload, mut properties, alias)| {
-                if topic.is_empty() {
-                    properties.topic_alias = Some(alias);
-                }
-                let qos0 = qos == QoS::AtMostOnce;
-                Publish {
-                    dup: dup && !qos0,
-                    qos,
-                    retain,
-                    topic,
-                    packet_id: if qos0 { 0 } else { id },
-                    payload,
-                    properties,
-                }
-            },
-        )
+        .prop_map(|(dup, qos, retain, topic, id, payload, mut properties, alias)| {
+            if topic.is_empty() {
+                properties.topic_alias = Some(alias);
+            }
+            let qos0 = qos == QoS::AtMostOnce;
+            Publish { dup: dup && !qos0, qos, retain, topic, packet_id: if qos0 { 0 } else { id }, payload, properties }
+        })
 }
 
 fn arb_pubresp() -> impl Strategy<Value = PubResp> {
-    (
-        1u16..,
-        prop_oneof![Just(0u8), any::<u8>()],
-        arb_props_maybe(),
-    )
-        .prop_map(|(packet_id, reason, properties)| PubResp {
-            packet_id,
-            reason,
-            properties,
-        })
+    (1u16.., prop_oneof![Just(0u8), any::<u8>()], arb_props_maybe())
+        .prop_map(|(packet_id, reason, properties)| PubResp { packet_id, reason, properties })
 }
 
 fn arb_sub_options() -> impl Strategy<Value = SubOptions> {
@@ -810,24 +706,17 @@ fn arb_sub_options() -> impl Strategy<Value = SubOptions> {
 }
 
 fn arb_subscribe() -> impl Strategy<Value = Subscribe> {
-    (
-        1u16..,
-        vec((arb_filter(), arb_sub_options()), 1..4),
-        arb_props_maybe(),
-    )
-        .prop_map(|(packet_id, mut filters, mut properties)| {
+    (1u16.., vec((arb_filter(), arb_sub_options()), 1..4), arb_props_maybe()).prop_map(
+        |(packet_id, mut filters, mut properties)| {
             for (f, o) in &mut filters {
                 if f.starts_with("$share/") {
                     o.no_local = false;
                 }
             }
             properties.subscription_identifiers.truncate(1);
-            Subscribe {
-                packet_id,
-                filters,
-                properties,
-            }
-        })
+            Subscribe { packet_id, filters, properties }
+        },
+    )
 }
 
 /// Any packet with protocol-valid field values; the MQTT 5 encoding of it
@@ -836,11 +725,7 @@ pub fn arb_packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
         arb_connect().prop_map(Packet::Connect),
         (any::<bool>(), any::<u8>(), arb_props_maybe()).prop_map(|(sp, code, properties)| {
-            Packet::ConnAck(ConnAck {
-                session_present: sp && code == 0,
-                code,
-                properties,
-            })
+            Packet::ConnAck(ConnAck { session_present: sp && code == 0, code, properties })
         }),
         arb_publish().prop_map(Packet::Publish),
         arb_pubresp().prop_map(Packet::PubAck),
@@ -848,27 +733,13 @@ pub fn arb_packet() -> impl Strategy<Value = Packet> {
         arb_pubresp().prop_map(Packet::PubRel),
         arb_pubresp().prop_map(Packet::PubComp),
         arb_subscribe().prop_map(Packet::Subscribe),
-        (1u16.., vec(any::<u8>(), 1..5), arb_props_maybe()).prop_map(
-            |(packet_id, reasons, properties)| Packet::SubAck(SubAck {
-                packet_id,
-                reasons,
-                properties
-            })
-        ),
-        (1u16.., vec(arb_filter(), 1..4), arb_props_maybe()).prop_map(
-            |(packet_id, filters, properties)| Packet::Unsubscribe(Unsubscribe {
-                packet_id,
-                filters,
-                properties
-            })
-        ),
-        (1u16.., vec(any::<u8>(), 1..5), arb_props_maybe()).prop_map(
-            |(packet_id, reasons, properties)| Packet::UnsubAck(UnsubAck {
-                packet_id,
-                reasons,
-                properties
-            })
-        ),
+        (1u16.., vec(any::<u8>(), 1..5), arb_props_maybe())
+            .prop_map(|(packet_id, reasons, properties)| Packet::SubAck(SubAck { packet_id, reasons, properties })),
+        (1u16.., vec(arb_filter(), 1..4), arb_props_maybe()).prop_map(|(packet_id, filters, properties)| {
+            Packet::Unsubscribe(Unsubscribe { packet_id, filters, properties })
+        }),
+        (1u16.., vec(any::<u8>(), 1..5), arb_props_maybe())
+            .prop_map(|(packet_id, reasons, properties)| Packet::UnsubAck(UnsubAck { packet_id, reasons, properties })),
         Just(Packet::PingReq),
         Just(Packet::PingResp),
         (prop_oneof![Just(0u8), any::<u8>()], arb_props_maybe())
@@ -891,8 +762,7 @@ pub fn fuzz_one(data: &[u8]) {
                 Ok(Some(p)) => {
                     assert!(buf.len() < before, "decode consumed nothing");
                     let mut out = BytesMut::new();
-                    encode(&p, proto, &mut out)
-                        .unwrap_or_else(|e| panic!("re-encode of decoded {p:?} failed: {e}"));
+                    encode(&p, proto, &mut out).unwrap_or_else(|e| panic!("re-encode of decoded {p:?} failed: {e}"));
                     assert_eq!(out.len(), encoded_len(&p, proto));
                     let again = decode(&mut out, proto, MAX)
                         .unwrap_or_else(|e| panic!("re-decode of {p:?} failed: {e}"))

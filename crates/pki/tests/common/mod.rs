@@ -13,14 +13,8 @@ impl TempDir {
     pub fn new() -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "thingport-pki-test-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let path = std::env::temp_dir().join(format!("thingport-pki-test-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
@@ -52,11 +46,7 @@ impl Drop for TempDir {
 
 /// True when the `openssl` binary runs. Prints why a test is skipped otherwise.
 pub fn have_openssl(test: &str) -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = Command::new("openssl").arg("version").output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         eprintln!("SKIPPED {test}: the `openssl` command is not available");
     }
@@ -65,11 +55,7 @@ pub fn have_openssl(test: &str) -> bool {
 
 /// Runs `openssl args...` in `dir`; panics with stderr on failure.
 pub fn openssl(dir: &TempDir, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir.dir())
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).current_dir(dir.dir()).output().expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {} failed:\n{}{}",
@@ -84,21 +70,8 @@ pub fn openssl(dir: &TempDir, args: &[&str]) -> String {
 pub fn openssl_verify(dir: &TempDir, ca_pem: &str, cert_pem: &str, purpose: &str) {
     dir.write("verify-ca.pem", ca_pem);
     dir.write("verify-cert.pem", cert_pem);
-    let out = openssl(
-        dir,
-        &[
-            "verify",
-            "-CAfile",
-            "verify-ca.pem",
-            "-purpose",
-            purpose,
-            "verify-cert.pem",
-        ],
-    );
-    assert!(
-        out.trim_end().ends_with(": OK"),
-        "openssl verify said: {out}"
-    );
+    let out = openssl(dir, &["verify", "-CAfile", "verify-ca.pem", "-purpose", purpose, "verify-cert.pem"]);
+    assert!(out.trim_end().ends_with(": OK"), "openssl verify said: {out}");
 }
 
 /// Public key (SPKI PEM) of a certificate, as openssl prints it.

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::registry::{
-    EventConfigRecord, GroupMembership, GroupStore, ThingGroupRecord, ThingRecord, ThingTypeRecord,
-};
+use crate::registry::{EventConfigRecord, GroupMembership, GroupStore, ThingGroupRecord, ThingRecord, ThingTypeRecord};
 use crate::{Result, StoreError};
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -19,7 +17,8 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-const TYPE_COLS: &str = "name, id, description, searchable_attributes, tags, deprecated, deprecated_at_ms, created_at_ms";
+const TYPE_COLS: &str =
+    "name, id, description, searchable_attributes, tags, deprecated, deprecated_at_ms, created_at_ms";
 
 /// A row with its JSON columns still as text (decoded outside rusqlite's closure).
 struct TypeRow {
@@ -53,8 +52,7 @@ fn fix_type(row: TypeRow) -> Result<ThingTypeRecord> {
     Ok(rec)
 }
 
-const GROUP_COLS: &str =
-    "name, id, parent_name, description, attributes, tags, version, created_at_ms, updated_at_ms";
+const GROUP_COLS: &str = "name, id, parent_name, description, attributes, tags, version, created_at_ms, updated_at_ms";
 
 struct GroupRow {
     rec: ThingGroupRecord,
@@ -117,10 +115,7 @@ impl GroupStore for SqliteStore {
             ],
         )?;
         if n == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "thing type {}",
-                rec.name
-            )));
+            return Err(StoreError::AlreadyExists(format!("thing type {}", rec.name)));
         }
         Ok(())
     }
@@ -128,30 +123,19 @@ impl GroupStore for SqliteStore {
     fn get_thing_type(&self, name: &str) -> Result<Option<ThingTypeRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                &format!("SELECT {TYPE_COLS} FROM thing_types WHERE name = ?1"),
-                params![name],
-                type_from_row,
-            )
+            .query_row(&format!("SELECT {TYPE_COLS} FROM thing_types WHERE name = ?1"), params![name], type_from_row)
             .optional()?;
         row.map(fix_type).transpose()
     }
 
     fn list_thing_types(&self) -> Result<Vec<ThingTypeRecord>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(&format!(
-            "SELECT {TYPE_COLS} FROM thing_types ORDER BY name"
-        ))?;
+        let mut st = conn.prepare(&format!("SELECT {TYPE_COLS} FROM thing_types ORDER BY name"))?;
         let rows = st.query_map([], type_from_row)?;
         rows.map(|r| fix_type(r?)).collect()
     }
 
-    fn set_thing_type_deprecated(
-        &self,
-        name: &str,
-        deprecated: bool,
-        at_ms: Option<u64>,
-    ) -> Result<()> {
+    fn set_thing_type_deprecated(&self, name: &str, deprecated: bool, at_ms: Option<u64>) -> Result<()> {
         let conn = self.conn.lock();
         let n = conn.execute(
             "UPDATE thing_types SET deprecated = ?2, deprecated_at_ms = ?3 WHERE name = ?1",
@@ -174,11 +158,7 @@ impl GroupStore for SqliteStore {
 
     fn count_things_of_type(&self, name: &str) -> Result<u64> {
         let conn = self.conn.lock();
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM things WHERE type_name = ?1",
-            params![name],
-            |r| r.get(0),
-        )?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM things WHERE type_name = ?1", params![name], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -187,13 +167,7 @@ impl GroupStore for SqliteStore {
         let n = conn.execute(
             "UPDATE things SET type_name = ?2, attributes = ?3, version = ?4
              WHERE name = ?1 AND version = ?5",
-            params![
-                rec.name,
-                rec.type_name,
-                to_json(&rec.attributes)?,
-                rec.version,
-                current_version
-            ],
+            params![rec.name, rec.type_name, to_json(&rec.attributes)?, rec.version, current_version],
         )?;
         Ok(n == 1)
     }
@@ -201,11 +175,8 @@ impl GroupStore for SqliteStore {
     fn create_thing_group(&self, rec: &ThingGroupRecord) -> Result<()> {
         let conn = self.conn.lock();
         if let Some(p) = &rec.parent {
-            let exists: bool = conn.query_row(
-                "SELECT EXISTS(SELECT 1 FROM thing_groups WHERE name = ?1)",
-                params![p],
-                |r| r.get(0),
-            )?;
+            let exists: bool =
+                conn.query_row("SELECT EXISTS(SELECT 1 FROM thing_groups WHERE name = ?1)", params![p], |r| r.get(0))?;
             if !exists {
                 return Err(StoreError::NotFound(format!("thing group {p}")));
             }
@@ -226,10 +197,7 @@ impl GroupStore for SqliteStore {
             ],
         )?;
         if n == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "thing group {}",
-                rec.name
-            )));
+            return Err(StoreError::AlreadyExists(format!("thing group {}", rec.name)));
         }
         Ok(())
     }
@@ -237,29 +205,19 @@ impl GroupStore for SqliteStore {
     fn get_thing_group(&self, name: &str) -> Result<Option<ThingGroupRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                &format!("SELECT {GROUP_COLS} FROM thing_groups WHERE name = ?1"),
-                params![name],
-                group_from_row,
-            )
+            .query_row(&format!("SELECT {GROUP_COLS} FROM thing_groups WHERE name = ?1"), params![name], group_from_row)
             .optional()?;
         row.map(fix_group).transpose()
     }
 
     fn list_thing_groups(&self) -> Result<Vec<ThingGroupRecord>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(&format!(
-            "SELECT {GROUP_COLS} FROM thing_groups ORDER BY name"
-        ))?;
+        let mut st = conn.prepare(&format!("SELECT {GROUP_COLS} FROM thing_groups ORDER BY name"))?;
         let rows = st.query_map([], group_from_row)?;
         rows.map(|r| fix_group(r?)).collect()
     }
 
-    fn update_thing_group_if_version(
-        &self,
-        rec: &ThingGroupRecord,
-        current_version: i64,
-    ) -> Result<bool> {
+    fn update_thing_group_if_version(&self, rec: &ThingGroupRecord, current_version: i64) -> Result<bool> {
         let conn = self.conn.lock();
         let n = conn.execute(
             "UPDATE thing_groups SET description = ?2, attributes = ?3, version = ?4, updated_at_ms = ?5
@@ -278,16 +236,11 @@ impl GroupStore for SqliteStore {
 
     fn delete_thing_group(&self, name: &str) -> Result<()> {
         let conn = self.conn.lock();
-        let children: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM thing_groups WHERE parent_name = ?1",
-            params![name],
-            |r| r.get(0),
-        )?;
+        let children: i64 =
+            conn.query_row("SELECT COUNT(*) FROM thing_groups WHERE parent_name = ?1", params![name], |r| r.get(0))?;
         if children > 0 {
             // Callers check first; the foreign key would refuse too.
-            return Err(StoreError::Database(format!(
-                "thing group {name} has child groups"
-            )));
+            return Err(StoreError::Database(format!("thing group {name} has child groups")));
         }
         let n = conn.execute("DELETE FROM thing_groups WHERE name = ?1", params![name])?;
         if n == 0 {
@@ -298,15 +251,11 @@ impl GroupStore for SqliteStore {
 
     fn add_group_member(&self, m: &GroupMembership) -> Result<bool> {
         let conn = self.conn.lock();
-        for (table, what, name) in [
-            ("thing_groups", "thing group", &m.group),
-            ("things", "thing", &m.thing),
-        ] {
-            let exists: bool = conn.query_row(
-                &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE name = ?1)"),
-                params![name],
-                |r| r.get(0),
-            )?;
+        for (table, what, name) in [("thing_groups", "thing group", &m.group), ("things", "thing", &m.thing)] {
+            let exists: bool =
+                conn.query_row(&format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE name = ?1)"), params![name], |r| {
+                    r.get(0)
+                })?;
             if !exists {
                 return Err(StoreError::NotFound(format!("{what} {name}")));
             }
@@ -324,9 +273,7 @@ impl GroupStore for SqliteStore {
         let tx = conn.unchecked_transaction()?;
         let m = tx
             .query_row(
-                &format!(
-                    "SELECT {MEMBER_COLS} FROM thing_group_members WHERE group_name = ?1 AND thing_name = ?2"
-                ),
+                &format!("SELECT {MEMBER_COLS} FROM thing_group_members WHERE group_name = ?1 AND thing_name = ?2"),
                 params![group, thing],
                 member_from_row,
             )
@@ -362,17 +309,9 @@ impl GroupStore for SqliteStore {
     fn get_event_config(&self) -> Result<Option<EventConfigRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                "SELECT config, created_at_ms, updated_at_ms FROM event_configurations WHERE id = 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
+            .query_row("SELECT config, created_at_ms, updated_at_ms FROM event_configurations WHERE id = 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
             .optional()?;
         row.map(|(config, created, updated)| {
             Ok(EventConfigRecord {
@@ -390,11 +329,7 @@ impl GroupStore for SqliteStore {
             "INSERT INTO event_configurations (id, config, created_at_ms, updated_at_ms)
              VALUES (1, ?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET config = excluded.config, updated_at_ms = excluded.updated_at_ms",
-            params![
-                to_json(&rec.enabled)?,
-                rec.created_at_ms as i64,
-                rec.updated_at_ms as i64
-            ],
+            params![to_json(&rec.enabled)?, rec.created_at_ms as i64, rec.updated_at_ms as i64],
         )?;
         Ok(())
     }
@@ -409,11 +344,7 @@ mod tests {
     /// A store in its own temporary directory (kept alive by the guard).
     fn open() -> (Arc<SqliteStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(
-            &dir.path().join("db.sqlite"),
-            super::super::Synchronous::Normal,
-        )
-        .unwrap();
+        let s = SqliteStore::open(&dir.path().join("db.sqlite"), super::super::Synchronous::Normal).unwrap();
         (s, dir)
     }
 
@@ -443,12 +374,7 @@ mod tests {
     }
 
     fn member(g: &str, t: &str) -> GroupMembership {
-        GroupMembership {
-            group: g.into(),
-            thing: t.into(),
-            membership_id: format!("m-{g}-{t}"),
-            added_at_ms: 9,
-        }
+        GroupMembership { group: g.into(), thing: t.into(), membership_id: format!("m-{g}-{t}"), added_at_ms: 9 }
     }
 
     #[test]
@@ -465,13 +391,9 @@ mod tests {
             created_at_ms: 7,
         };
         s.create_thing_type(&t).unwrap();
-        assert!(matches!(
-            s.create_thing_type(&t),
-            Err(StoreError::AlreadyExists(_))
-        ));
+        assert!(matches!(s.create_thing_type(&t), Err(StoreError::AlreadyExists(_))));
         assert_eq!(s.get_thing_type("sensor").unwrap(), Some(t.clone()));
-        s.set_thing_type_deprecated("sensor", true, Some(11))
-            .unwrap();
+        s.set_thing_type_deprecated("sensor", true, Some(11)).unwrap();
         let got = s.get_thing_type("sensor").unwrap().unwrap();
         assert!(got.deprecated);
         assert_eq!(got.deprecated_at_ms, Some(11));
@@ -481,10 +403,7 @@ mod tests {
         assert_eq!(s.count_things_of_type("sensor").unwrap(), 1);
         assert_eq!(s.list_thing_types().unwrap().len(), 1);
         s.delete_thing_type("sensor").unwrap();
-        assert!(matches!(
-            s.delete_thing_type("sensor"),
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(s.delete_thing_type("sensor"), Err(StoreError::NotFound(_))));
     }
 
     #[test]
@@ -503,19 +422,10 @@ mod tests {
     fn groups_hierarchy_and_memberships_cascade() {
         let (s, _dir) = open();
         s.create_thing_group(&group("root", None)).unwrap();
-        assert!(matches!(
-            s.create_thing_group(&group("orphan", Some("nope"))),
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(s.create_thing_group(&group("orphan", Some("nope"))), Err(StoreError::NotFound(_))));
         s.create_thing_group(&group("child", Some("root"))).unwrap();
-        assert!(matches!(
-            s.create_thing_group(&group("child", Some("root"))),
-            Err(StoreError::AlreadyExists(_))
-        ));
-        assert_eq!(
-            s.get_thing_group("child").unwrap(),
-            Some(group("child", Some("root")))
-        );
+        assert!(matches!(s.create_thing_group(&group("child", Some("root"))), Err(StoreError::AlreadyExists(_))));
+        assert_eq!(s.get_thing_group("child").unwrap(), Some(group("child", Some("root"))));
         assert!(s.delete_thing_group("root").is_err());
 
         s.create_thing(&thing("t1")).unwrap();
@@ -524,32 +434,19 @@ mod tests {
         assert!(!s.add_group_member(&member("child", "t1")).unwrap());
         assert!(s.add_group_member(&member("child", "t2")).unwrap());
         assert!(s.add_group_member(&member("root", "t2")).unwrap());
-        assert!(matches!(
-            s.add_group_member(&member("child", "ghost")),
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(s.add_group_member(&member("child", "ghost")), Err(StoreError::NotFound(_))));
         assert_eq!(s.group_members("child").unwrap().len(), 2);
         assert_eq!(
-            s.thing_memberships("t2")
-                .unwrap()
-                .iter()
-                .map(|m| m.group.as_str())
-                .collect::<Vec<_>>(),
+            s.thing_memberships("t2").unwrap().iter().map(|m| m.group.as_str()).collect::<Vec<_>>(),
             ["child", "root"]
         );
 
         // Deleting a thing removes its memberships.
         s.delete_thing("t2").unwrap();
         assert_eq!(s.group_members("root").unwrap(), vec![]);
-        assert_eq!(
-            s.group_members("child").unwrap(),
-            vec![member("child", "t1")]
-        );
+        assert_eq!(s.group_members("child").unwrap(), vec![member("child", "t1")]);
 
-        assert_eq!(
-            s.remove_group_member("child", "t1").unwrap(),
-            Some(member("child", "t1"))
-        );
+        assert_eq!(s.remove_group_member("child", "t1").unwrap(), Some(member("child", "t1")));
         assert_eq!(s.remove_group_member("child", "t1").unwrap(), None);
 
         let mut g = group("child", Some("root"));
@@ -570,11 +467,8 @@ mod tests {
     fn event_config_round_trip() {
         let (s, _dir) = open();
         assert_eq!(s.get_event_config().unwrap(), None);
-        let mut c = EventConfigRecord {
-            enabled: BTreeMap::from([("THING".into(), true)]),
-            created_at_ms: 1,
-            updated_at_ms: 1,
-        };
+        let mut c =
+            EventConfigRecord { enabled: BTreeMap::from([("THING".into(), true)]), created_at_ms: 1, updated_at_ms: 1 };
         s.put_event_config(&c).unwrap();
         c.enabled.insert("THING_GROUP".into(), false);
         c.updated_at_ms = 2;

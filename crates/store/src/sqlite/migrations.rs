@@ -113,6 +113,30 @@ const MIGRATIONS: &[&str] = &[
         updated_at_ms INTEGER NOT NULL
     );
     "#,
+    // 4: policies, their versions (at most 5, one default) and attachments
+    // (to certificate ARNs and thing-group ARNs).
+    r#"
+    CREATE TABLE policies (
+        name TEXT PRIMARY KEY,
+        default_version TEXT NOT NULL,
+        next_version INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE policy_versions (
+        policy_name TEXT NOT NULL REFERENCES policies(name) ON DELETE CASCADE,
+        version_id TEXT NOT NULL,
+        document TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (policy_name, version_id)
+    );
+    CREATE TABLE policy_targets (
+        policy_name TEXT NOT NULL REFERENCES policies(name) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        PRIMARY KEY (policy_name, target)
+    );
+    CREATE INDEX policy_targets_by_target ON policy_targets(target);
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

@@ -9,6 +9,7 @@
 mod broker;
 mod groups;
 mod migrations;
+mod policy;
 mod registry;
 
 use std::path::Path;
@@ -56,20 +57,13 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx))
             .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
-        Ok(Arc::new(SqliteStore {
-            conn: Mutex::new(conn),
-            writer: Mutex::new(tx),
-        }))
+        Ok(Arc::new(SqliteStore { conn: Mutex::new(conn), writer: Mutex::new(tx) }))
     }
 
     /// An in-memory database (tests): registry only is shared; broker ops go to
     /// a separate in-memory database and are not reloadable.
     pub fn open_in_memory() -> Result<Arc<Self>> {
-        let dir = std::env::temp_dir().join(format!(
-            "thingport-mem-{}-{}",
-            std::process::id(),
-            crate::now_ms()
-        ));
+        let dir = std::env::temp_dir().join(format!("thingport-mem-{}-{}", std::process::id(), crate::now_ms()));
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(e.to_string()))?;
         Self::open(&dir.join("db.sqlite"), Synchronous::Normal)
     }
@@ -111,11 +105,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>) {
                 WriterMsg::Sync(tx) => waiters.push(tx),
             }
         }
-        let result = if ops.is_empty() {
-            Ok(())
-        } else {
-            broker::apply_batch(&mut conn, &ops)
-        };
+        let result = if ops.is_empty() { Ok(()) } else { broker::apply_batch(&mut conn, &ops) };
         if let Err(e) = &result {
             tracing::error!(error = %e, ops = ops.len(), "failed to persist broker state");
         }

@@ -3,9 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::registry::{
-    CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord,
-};
+use crate::registry::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 use crate::{Result, StoreError};
 
 fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<(CertificateRecord, String)> {
@@ -24,12 +22,8 @@ fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<(CertificateRecord, String)> {
 }
 
 fn fix_status((mut rec, status): (CertificateRecord, String)) -> Result<CertificateRecord> {
-    rec.status = CertificateStatus::parse(&status).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "certificate {} has unknown status {status}",
-            rec.id
-        ))
-    })?;
+    rec.status = CertificateStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has unknown status {status}", rec.id)))?;
     Ok(rec)
 }
 
@@ -48,8 +42,8 @@ fn thing_from_row(r: &Row<'_>) -> rusqlite::Result<(ThingRecord, String)> {
 }
 
 fn fix_attrs((mut rec, attrs): (ThingRecord, String)) -> Result<ThingRecord> {
-    rec.attributes = serde_json::from_str(&attrs)
-        .map_err(|e| StoreError::Corrupt(format!("thing {} attributes: {e}", rec.name)))?;
+    rec.attributes =
+        serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("thing {} attributes: {e}", rec.name)))?;
     Ok(rec)
 }
 
@@ -93,30 +87,19 @@ impl RegistryStore for SqliteStore {
     fn get_certificate(&self, id: &str) -> Result<Option<CertificateRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                &format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"),
-                params![id],
-                cert_from_row,
-            )
+            .query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), params![id], cert_from_row)
             .optional()?;
         row.map(fix_status).transpose()
     }
 
     fn list_certificates(&self) -> Result<Vec<CertificateRecord>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(&format!(
-            "SELECT {CERT_COLS} FROM certificates ORDER BY created_at_ms, id"
-        ))?;
+        let mut st = conn.prepare(&format!("SELECT {CERT_COLS} FROM certificates ORDER BY created_at_ms, id"))?;
         let rows = st.query_map([], cert_from_row)?;
         rows.map(|r| fix_status(r?)).collect()
     }
 
-    fn set_certificate_status(
-        &self,
-        id: &str,
-        status: CertificateStatus,
-        now_ms: u64,
-    ) -> Result<()> {
+    fn set_certificate_status(&self, id: &str, status: CertificateStatus, now_ms: u64) -> Result<()> {
         let conn = self.conn.lock();
         let n = conn.execute(
             "UPDATE certificates SET status = ?2, updated_at_ms = ?3 WHERE id = ?1",
@@ -139,19 +122,11 @@ impl RegistryStore for SqliteStore {
 
     fn create_thing(&self, rec: &ThingRecord) -> Result<()> {
         let conn = self.conn.lock();
-        let attrs = serde_json::to_string(&rec.attributes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attrs = serde_json::to_string(&rec.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = conn.execute(
             "INSERT OR IGNORE INTO things (name, id, type_name, attributes, version, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                rec.name,
-                rec.id,
-                rec.type_name,
-                attrs,
-                rec.version,
-                rec.created_at_ms as i64
-            ],
+            params![rec.name, rec.id, rec.type_name, attrs, rec.version, rec.created_at_ms as i64],
         )?;
         if n == 0 {
             return Err(StoreError::AlreadyExists(format!("thing {}", rec.name)));
@@ -162,11 +137,7 @@ impl RegistryStore for SqliteStore {
     fn get_thing(&self, name: &str) -> Result<Option<ThingRecord>> {
         let conn = self.conn.lock();
         let row = conn
-            .query_row(
-                &format!("SELECT {THING_COLS} FROM things WHERE name = ?1"),
-                params![name],
-                thing_from_row,
-            )
+            .query_row(&format!("SELECT {THING_COLS} FROM things WHERE name = ?1"), params![name], thing_from_row)
             .optional()?;
         row.map(fix_attrs).transpose()
     }
@@ -180,8 +151,7 @@ impl RegistryStore for SqliteStore {
 
     fn update_thing(&self, rec: &ThingRecord) -> Result<()> {
         let conn = self.conn.lock();
-        let attrs = serde_json::to_string(&rec.attributes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attrs = serde_json::to_string(&rec.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = conn.execute(
             "UPDATE things SET type_name = ?2, attributes = ?3, version = ?4 WHERE name = ?1",
             params![rec.name, rec.type_name, attrs, rec.version],
@@ -204,11 +174,8 @@ impl RegistryStore for SqliteStore {
     fn attach_principal(&self, thing: &str, principal: &str, exclusive: bool) -> Result<()> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM things WHERE name = ?1)",
-            params![thing],
-            |r| r.get(0),
-        )?;
+        let exists: bool =
+            tx.query_row("SELECT EXISTS(SELECT 1 FROM things WHERE name = ?1)", params![thing], |r| r.get(0))?;
         if !exists {
             return Err(StoreError::NotFound(format!("thing {thing}")));
         }
@@ -218,9 +185,7 @@ impl RegistryStore for SqliteStore {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if exclusive_elsewhere || (exclusive && elsewhere > 0) {
-            return Err(StoreError::AlreadyExists(format!(
-                "an exclusive attachment of principal {principal}"
-            )));
+            return Err(StoreError::AlreadyExists(format!("an exclusive attachment of principal {principal}")));
         }
         tx.execute(
             "INSERT INTO thing_principals (thing_name, principal, exclusive) VALUES (?1, ?2, ?3)
@@ -242,18 +207,23 @@ impl RegistryStore for SqliteStore {
 
     fn thing_principals(&self, thing: &str) -> Result<Vec<String>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(
-            "SELECT principal FROM thing_principals WHERE thing_name = ?1 ORDER BY principal",
-        )?;
+        let mut st = conn.prepare("SELECT principal FROM thing_principals WHERE thing_name = ?1 ORDER BY principal")?;
         let rows = st.query_map(params![thing], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
+    fn principal_attachments(&self, principal: &str) -> Result<Vec<(String, bool)>> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare("SELECT thing_name, exclusive FROM thing_principals WHERE principal = ?1 ORDER BY thing_name")?;
+        let rows = st.query_map(params![principal], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn principal_things(&self, principal: &str) -> Result<Vec<String>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(
-            "SELECT thing_name FROM thing_principals WHERE principal = ?1 ORDER BY thing_name",
-        )?;
+        let mut st =
+            conn.prepare("SELECT thing_name FROM thing_principals WHERE principal = ?1 ORDER BY thing_name")?;
         let rows = st.query_map(params![principal], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
@@ -273,10 +243,7 @@ impl RegistryStore for SqliteStore {
             ],
         )?;
         if n == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "CA certificate {}",
-                rec.id
-            )));
+            return Err(StoreError::AlreadyExists(format!("CA certificate {}", rec.id)));
         }
         Ok(())
     }
@@ -284,19 +251,13 @@ impl RegistryStore for SqliteStore {
     fn get_ca_certificate(&self, id: &str) -> Result<Option<CaCertificateRecord>> {
         let conn = self.conn.lock();
         Ok(conn
-            .query_row(
-                &format!("SELECT {CA_COLS} FROM ca_certificates WHERE id = ?1"),
-                params![id],
-                ca_from_row,
-            )
+            .query_row(&format!("SELECT {CA_COLS} FROM ca_certificates WHERE id = ?1"), params![id], ca_from_row)
             .optional()?)
     }
 
     fn list_ca_certificates(&self) -> Result<Vec<CaCertificateRecord>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(&format!(
-            "SELECT {CA_COLS} FROM ca_certificates ORDER BY created_at_ms, id"
-        ))?;
+        let mut st = conn.prepare(&format!("SELECT {CA_COLS} FROM ca_certificates ORDER BY created_at_ms, id"))?;
         let rows = st.query_map([], ca_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -305,7 +266,12 @@ impl RegistryStore for SqliteStore {
         let conn = self.conn.lock();
         let n = conn.execute(
             "UPDATE ca_certificates SET status = ?2, auto_registration = ?3, updated_at_ms = ?4 WHERE id = ?1",
-            params![rec.id, if rec.active { "ACTIVE" } else { "INACTIVE" }, rec.auto_registration, rec.updated_at_ms as i64],
+            params![
+                rec.id,
+                if rec.active { "ACTIVE" } else { "INACTIVE" },
+                rec.auto_registration,
+                rec.updated_at_ms as i64
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("CA certificate {}", rec.id)));
@@ -324,13 +290,7 @@ impl RegistryStore for SqliteStore {
 
     fn get_setting(&self, key: &str) -> Result<Option<String>> {
         let conn = self.conn.lock();
-        Ok(conn
-            .query_row(
-                "SELECT value FROM settings WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
     fn put_setting(&self, key: &str, value: &str) -> Result<()> {

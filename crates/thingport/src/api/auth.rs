@@ -29,29 +29,17 @@ pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Ne
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter_map(|(n, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (n.as_str().to_string(), v.to_string()))
-        })
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
         .collect();
-    let declared = parts
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok());
+    let declared = parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok());
     let actual = sigv4::sha256_hex(&bytes);
     if let Some(d) = declared {
         if d != actual && d != "UNSIGNED-PAYLOAD" {
-            return ApiError::forbidden(
-                "InvalidSignatureException",
-                "x-amz-content-sha256 does not match the body",
-            )
-            .into_response();
+            return ApiError::forbidden("InvalidSignatureException", "x-amz-content-sha256 does not match the body")
+                .into_response();
         }
     }
-    let payload_hash = declared
-        .filter(|d| *d == "UNSIGNED-PAYLOAD")
-        .unwrap_or(&actual);
+    let payload_hash = declared.filter(|d| *d == "UNSIGNED-PAYLOAD").unwrap_or(&actual);
     let creds = state.credentials.clone();
     let sreq = sigv4::Request {
         method: parts.method.as_str(),
@@ -60,28 +48,18 @@ pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Ne
         headers: &headers,
         payload_hash,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let secret_for = |akid: &str| {
-        creds
-            .iter()
-            .find(|c| c.access_key_id == akid)
-            .map(|c| c.secret_access_key.clone())
-    };
-    match sigv4::verify(
-        &sreq,
-        sigv4::UriEncoding::Double,
-        secret_for,
-        now,
-        MAX_SKEW_SECS,
-    ) {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secret_for = |akid: &str| creds.iter().find(|c| c.access_key_id == akid).map(|c| c.secret_access_key.clone());
+    match sigv4::verify(&sreq, sigv4::UriEncoding::Double, secret_for, now, MAX_SKEW_SECS) {
         Ok(v) => {
             let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
-            let resp = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            // Any successful change may alter authorization decisions (policies,
+            // attachments, groups, attributes): connections recompile lazily.
+            if method != axum::http::Method::GET && resp.status().is_success() {
+                state.policies.invalidate();
+            }
             // Audit trail of every management call.
             tracing::info!(target: "audit", access_key_id = %v.access_key_id, %method, %path,
                 status = resp.status().as_u16(), "management API call");

@@ -19,26 +19,16 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route(
-            "/registrationcode",
-            get(get_registration_code).delete(delete_registration_code),
-        )
+        .route("/registrationcode", get(get_registration_code).delete(delete_registration_code))
         .route("/cacertificate", post(register_ca))
         .route("/cacertificates", get(list_cas))
-        .route(
-            "/cacertificate/{id}",
-            get(describe_ca).put(update_ca).delete(delete_ca),
-        )
+        .route("/cacertificate/{id}", get(describe_ca).put(update_ca).delete(delete_ca))
         .route("/certificate/register", post(register_certificate))
-        .route(
-            "/certificate/register-no-ca",
-            post(register_certificate_without_ca),
-        )
+        .route("/certificate/register-no-ca", post(register_certificate_without_ca))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> bool {
@@ -50,9 +40,7 @@ fn secs(ms: u64) -> f64 {
 }
 
 async fn get_registration_code(State(s): State<ApiState>) -> ApiResult {
-    Ok(Json(
-        json!({ "registrationCode": s.registry.registration_code()? }),
-    ))
+    Ok(Json(json!({ "registrationCode": s.registry.registration_code()? })))
 }
 
 async fn delete_registration_code(State(s): State<ApiState>) -> ApiResult {
@@ -70,33 +58,18 @@ struct RegisterCaBody {
     certificate_mode: Option<String>,
 }
 
-async fn register_ca(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> ApiResult {
+async fn register_ca(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> ApiResult {
     let b: RegisterCaBody = parse(&body)?;
     let sni_only = match b.certificate_mode.as_deref() {
         None | Some("DEFAULT") => false,
         Some("SNI_ONLY") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "certificateMode {other:?} must be DEFAULT or SNI_ONLY"
-            )))
-        }
+        Some(other) => return Err(ApiError::invalid(format!("certificateMode {other:?} must be DEFAULT or SNI_ONLY"))),
     };
     let active = flag(&q, "setAsActive") || b.set_as_active.unwrap_or(false);
     let auto = flag(&q, "allowAutoRegistration") || b.allow_auto_registration.unwrap_or(false);
-    let rec = s.registry.register_ca(
-        &b.ca_certificate,
-        b.verification_certificate.as_deref(),
-        active,
-        auto,
-        sni_only,
-    )?;
-    Ok(Json(
-        json!({ "certificateArn": s.registry.ca_arn(&rec.id), "certificateId": rec.id }),
-    ))
+    let rec =
+        s.registry.register_ca(&b.ca_certificate, b.verification_certificate.as_deref(), active, auto, sni_only)?;
+    Ok(Json(json!({ "certificateArn": s.registry.ca_arn(&rec.id), "certificateId": rec.id })))
 }
 
 fn ca_status(active: bool) -> &'static str {
@@ -158,20 +131,14 @@ async fn update_ca(
         None => None,
         Some("ACTIVE") => Some(true),
         Some("INACTIVE") => Some(false),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "newStatus {other:?} must be ACTIVE or INACTIVE"
-            )))
-        }
+        Some(other) => return Err(ApiError::invalid(format!("newStatus {other:?} must be ACTIVE or INACTIVE"))),
     };
     let auto = match q.get("newAutoRegistrationStatus").map(String::as_str) {
         None => None,
         Some("ENABLE") => Some(true),
         Some("DISABLE") => Some(false),
         Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "newAutoRegistrationStatus {other:?} must be ENABLE or DISABLE"
-            )))
+            return Err(ApiError::invalid(format!("newAutoRegistrationStatus {other:?} must be ENABLE or DISABLE")))
         }
     };
     s.registry.update_ca(&id, active, auto)?;
@@ -194,11 +161,9 @@ struct RegisterCertBody {
 
 fn registration_status(b: &RegisterCertBody) -> Result<CertificateStatus, ApiError> {
     match b.status.as_deref() {
-        None => Ok(if b.set_as_active.unwrap_or(false) {
-            CertificateStatus::Active
-        } else {
-            CertificateStatus::Inactive
-        }),
+        None => {
+            Ok(if b.set_as_active.unwrap_or(false) { CertificateStatus::Active } else { CertificateStatus::Inactive })
+        }
         Some(s) => match CertificateStatus::parse(s) {
             Some(
                 st @ (CertificateStatus::Active
@@ -216,23 +181,13 @@ fn registration_status(b: &RegisterCertBody) -> Result<CertificateStatus, ApiErr
 async fn register_certificate(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let b: RegisterCertBody = parse(&body)?;
     let status = registration_status(&b)?;
-    let rec = s.registry.register_certificate(
-        &b.certificate_pem,
-        b.ca_certificate_pem.as_deref(),
-        status,
-    )?;
-    Ok(Json(
-        json!({ "certificateArn": s.registry.cert_arn(&rec.id), "certificateId": rec.id }),
-    ))
+    let rec = s.registry.register_certificate(&b.certificate_pem, b.ca_certificate_pem.as_deref(), status)?;
+    Ok(Json(json!({ "certificateArn": s.registry.cert_arn(&rec.id), "certificateId": rec.id })))
 }
 
 async fn register_certificate_without_ca(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let b: RegisterCertBody = parse(&body)?;
     let status = registration_status(&b)?;
-    let rec = s
-        .registry
-        .register_certificate_without_ca(&b.certificate_pem, status)?;
-    Ok(Json(
-        json!({ "certificateArn": s.registry.cert_arn(&rec.id), "certificateId": rec.id }),
-    ))
+    let rec = s.registry.register_certificate_without_ca(&b.certificate_pem, status)?;
+    Ok(Json(json!({ "certificateArn": s.registry.cert_arn(&rec.id), "certificateId": rec.id })))
 }

@@ -14,11 +14,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
@@ -27,33 +23,21 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "ResourceAlreadyExistsException",
-            message,
-        )
+        Self::new(StatusCode::CONFLICT, "ResourceAlreadyExistsException", message)
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailureException",
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailureException", message)
     }
 }
 
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::NotFound(what) => {
-                ApiError::not_found(format!("{what} does not exist"))
-            }
-            store::StoreError::AlreadyExists(what) => {
-                ApiError::conflict(format!("{what} already exists"))
-            }
+            store::StoreError::NotFound(what) => ApiError::not_found(format!("{what} does not exist")),
+            store::StoreError::AlreadyExists(what) => ApiError::conflict(format!("{what} already exists")),
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::internal("internal storage error")

@@ -23,35 +23,18 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/thing-types", get(list_thing_types))
-        .route(
-            "/thing-types/{name}",
-            post(create_thing_type)
-                .get(describe_thing_type)
-                .delete(delete_thing_type),
-        )
+        .route("/thing-types/{name}", post(create_thing_type).get(describe_thing_type).delete(delete_thing_type))
         .route("/thing-types/{name}/deprecate", post(deprecate_thing_type))
         .route("/thing-groups", get(list_thing_groups))
-        .route(
-            "/thing-groups/addThingToThingGroup",
-            put(add_thing_to_thing_group),
-        )
-        .route(
-            "/thing-groups/removeThingFromThingGroup",
-            put(remove_thing_from_thing_group),
-        )
+        .route("/thing-groups/addThingToThingGroup", put(add_thing_to_thing_group))
+        .route("/thing-groups/removeThingFromThingGroup", put(remove_thing_from_thing_group))
         .route(
             "/thing-groups/{name}",
-            post(create_thing_group)
-                .get(describe_thing_group)
-                .patch(update_thing_group)
-                .delete(delete_thing_group),
+            post(create_thing_group).get(describe_thing_group).patch(update_thing_group).delete(delete_thing_group),
         )
         .route("/thing-groups/{name}/things", get(list_things_in_thing_group))
         .route("/things/{name}/thing-groups", get(list_thing_groups_for_thing))
-        .route(
-            "/event-configurations",
-            get(describe_event_configurations).patch(update_event_configurations),
-        )
+        .route("/event-configurations", get(describe_event_configurations).patch(update_event_configurations))
 }
 
 // ---- hooks for the thing handlers in iot.rs ----
@@ -80,14 +63,11 @@ pub fn thing_event(state: &ApiState, op: &str, thing: &ThingRecord) {
 
 // ---- request helpers ----
 
-pub(crate) fn parse_body<T: for<'de> Deserialize<'de> + Default>(
-    body: &Bytes,
-) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
 }
 
 fn secs(ms: u64) -> f64 {
@@ -99,31 +79,20 @@ fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>, Ap
         None => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(v) => Err(ApiError::invalid(format!(
-            "{key} must be true or false, not {v:?}"
-        ))),
+        Some(v) => Err(ApiError::invalid(format!("{key} must be true or false, not {v:?}"))),
     }
 }
 
 /// Offset pagination: `nextToken` is the offset (opaque to clients).
-fn page<T: Clone>(
-    items: &[T],
-    q: &HashMap<String, String>,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
+fn page<T: Clone>(items: &[T], q: &HashMap<String, String>) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start: usize = match q.get("nextToken").map(String::as_str) {
-        Some(t) if !t.is_empty() => t
-            .parse()
-            .map_err(|_| ApiError::invalid("invalid nextToken"))?,
+        Some(t) if !t.is_empty() => t.parse().map_err(|_| ApiError::invalid("invalid nextToken"))?,
         _ => 0,
     };
     let max: usize = match q.get("maxResults") {
         Some(m) => match m.parse() {
             Ok(n) if (1..=250).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "maxResults must be between 1 and 250, not {m:?}"
-                )))
-            }
+            _ => return Err(ApiError::invalid(format!("maxResults must be between 1 and 250, not {m:?}"))),
         },
         None => 250,
     };
@@ -151,10 +120,7 @@ pub(crate) struct AttributePayloadBody {
 
 impl From<AttributePayloadBody> for AttributeChange {
     fn from(a: AttributePayloadBody) -> Self {
-        AttributeChange {
-            attributes: a.attributes,
-            merge: a.merge,
-        }
+        AttributeChange { attributes: a.attributes, merge: a.merge }
     }
 }
 
@@ -211,19 +177,11 @@ fn type_metadata(t: &ThingTypeRecord) -> Value {
     m
 }
 
-async fn create_thing_type(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_thing_type(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: CreateThingTypeBody = parse_body(&body)?;
     let props = b.thing_type_properties.unwrap_or_default();
-    let t = s.groups.create_thing_type(
-        &name,
-        props.thing_type_description,
-        props.searchable_attributes,
-        tags(b.tags)?,
-    )?;
+    let t =
+        s.groups.create_thing_type(&name, props.thing_type_description, props.searchable_attributes, tags(b.tags)?)?;
     Ok(Json(json!({
         "thingTypeName": t.name,
         "thingTypeArn": s.groups.type_arn(&t.name),
@@ -242,10 +200,7 @@ async fn describe_thing_type(State(s): State<ApiState>, Path(name): Path<String>
     })))
 }
 
-async fn list_thing_types(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn list_thing_types(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let mut types = s.groups.list_thing_types()?;
     if let Some(n) = q.get("thingTypeName") {
         types.retain(|t| &t.name == n);
@@ -272,11 +227,7 @@ struct DeprecateBody {
     undo_deprecate: bool,
 }
 
-async fn deprecate_thing_type(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn deprecate_thing_type(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: DeprecateBody = parse_body(&body)?;
     s.groups.deprecate_thing_type(&name, b.undo_deprecate)?;
     Ok(Json(json!({})))
@@ -336,21 +287,14 @@ fn describe_json(s: &ApiState, v: &GroupView) -> Value {
     })
 }
 
-async fn create_thing_group(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_thing_group(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: CreateThingGroupBody = parse_body(&body)?;
     let props = b.thing_group_properties.unwrap_or_default();
     let v = s.groups.create_group(
         &name,
         b.parent_group_name.filter(|p| !p.is_empty()),
         props.thing_group_description,
-        props
-            .attribute_payload
-            .map(|a| a.attributes)
-            .unwrap_or_default(),
+        props.attribute_payload.map(|a| a.attributes).unwrap_or_default(),
         tags(b.tags)?,
     )?;
     Ok(Json(json!({
@@ -365,14 +309,9 @@ async fn describe_thing_group(State(s): State<ApiState>, Path(name): Path<String
     Ok(Json(describe_json(&s, &v)))
 }
 
-async fn list_thing_groups(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn list_thing_groups(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let groups = s.groups.list_groups(
-        q.get("parentGroup")
-            .map(String::as_str)
-            .filter(|p| !p.is_empty()),
+        q.get("parentGroup").map(String::as_str).filter(|p| !p.is_empty()),
         q.get("namePrefixFilter").map(String::as_str),
         query_bool(&q, "recursive")?,
     )?;
@@ -388,15 +327,9 @@ struct UpdateThingGroupBody {
     expected_version: Option<i64>,
 }
 
-async fn update_thing_group(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn update_thing_group(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: UpdateThingGroupBody = parse_body(&body)?;
-    let props = b
-        .thing_group_properties
-        .ok_or_else(|| ApiError::invalid("thingGroupProperties is required"))?;
+    let props = b.thing_group_properties.ok_or_else(|| ApiError::invalid("thingGroupProperties is required"))?;
     let version = s.groups.update_group(
         &name,
         GroupUpdate {
@@ -414,10 +347,9 @@ async fn delete_thing_group(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let expected = match q.get("expectedVersion") {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid(format!("expectedVersion {v:?} is not a number")))?,
-        ),
+        Some(v) => {
+            Some(v.parse::<i64>().map_err(|_| ApiError::invalid(format!("expectedVersion {v:?} is not a number")))?)
+        }
         None => None,
     };
     s.groups.delete_group(&name, expected)?;
@@ -439,12 +371,8 @@ struct MembershipBody {
 
 fn membership(s: &ApiState, body: &Bytes) -> Result<(String, String), ApiError> {
     let b: MembershipBody = parse_body(body)?;
-    let group = s
-        .groups
-        .resolve_group_ref(b.thing_group_name.as_deref(), b.thing_group_arn.as_deref())?;
-    let thing = s
-        .groups
-        .resolve_thing_ref(b.thing_name.as_deref(), b.thing_arn.as_deref())?;
+    let group = s.groups.resolve_group_ref(b.thing_group_name.as_deref(), b.thing_group_arn.as_deref())?;
+    let thing = s.groups.resolve_thing_ref(b.thing_name.as_deref(), b.thing_arn.as_deref())?;
     Ok((group, thing))
 }
 
@@ -478,10 +406,7 @@ async fn list_thing_groups_for_thing(
 ) -> ApiResult {
     let groups = s.groups.groups_for_thing(&name)?;
     let (items, next) = page(&groups, &q)?;
-    let list: Vec<Value> = items
-        .iter()
-        .map(|g| json!({ "groupName": g, "groupArn": s.groups.group_arn(g) }))
-        .collect();
+    let list: Vec<Value> = items.iter().map(|g| json!({ "groupName": g, "groupArn": s.groups.group_arn(g) })).collect();
     Ok(Json(with_token(json!({ "thingGroups": list }), next)))
 }
 
@@ -502,11 +427,8 @@ struct EventConfigurationBody {
 
 async fn describe_event_configurations(State(s): State<ApiState>) -> ApiResult {
     let c = s.groups.event_configurations();
-    let map: serde_json::Map<String, Value> = c
-        .enabled
-        .iter()
-        .map(|(k, v)| (k.clone(), json!({ "Enabled": v })))
-        .collect();
+    let map: serde_json::Map<String, Value> =
+        c.enabled.iter().map(|(k, v)| (k.clone(), json!({ "Enabled": v }))).collect();
     Ok(Json(json!({
         "eventConfigurations": map,
         "creationDate": secs(c.created_at_ms),
@@ -516,11 +438,7 @@ async fn describe_event_configurations(State(s): State<ApiState>) -> ApiResult {
 
 async fn update_event_configurations(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let b: UpdateEventConfigurationsBody = parse_body(&body)?;
-    let changes: BTreeMap<String, bool> = b
-        .event_configurations
-        .into_iter()
-        .map(|(k, v)| (k, v.enabled))
-        .collect();
+    let changes: BTreeMap<String, bool> = b.event_configurations.into_iter().map(|(k, v)| (k, v.enabled)).collect();
     s.groups.update_event_configurations(&changes)?;
     Ok(Json(json!({})))
 }

@@ -20,42 +20,22 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/things", get(list_things))
-        .route(
-            "/things/{name}",
-            post(create_thing).get(describe_thing).delete(delete_thing),
-        )
-        .route(
-            "/things/{name}/principals",
-            put(attach_principal)
-                .delete(detach_principal)
-                .get(list_thing_principals),
-        )
+        .route("/things/{name}", post(create_thing).get(describe_thing).patch(update_thing).delete(delete_thing))
+        .route("/things/{name}/principals", put(attach_principal).delete(detach_principal).get(list_thing_principals))
         .route("/principals/things", get(list_principal_things))
         .route("/keys-and-certificate", post(create_keys_and_certificate))
-        .route(
-            "/certificates",
-            post(create_certificate_from_csr).get(list_certificates),
-        )
-        .route(
-            "/certificates/{id}",
-            get(describe_certificate)
-                .put(update_certificate)
-                .delete(delete_certificate),
-        )
+        .route("/certificates", post(create_certificate_from_csr).get(list_certificates))
+        .route("/certificates/{id}", get(describe_certificate).put(update_certificate).delete(delete_certificate))
         .route("/endpoint", get(describe_endpoint))
         .route("/thingport/info", get(server_info))
-        .route(
-            "/thingport/server-certificate/rotate",
-            post(rotate_server_certificate),
-        )
+        .route("/thingport/server-certificate/rotate", post(rotate_server_certificate))
 }
 
 fn parse_json<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))
 }
 
 fn principal_header(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -72,15 +52,9 @@ fn secs(ms: u64) -> f64 {
 }
 
 /// Paginate by offset: `next` is the opaque token (the offset, decimal).
-fn page<T: Clone>(
-    items: &[T],
-    token: Option<&str>,
-    max: Option<usize>,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
+fn page<T: Clone>(items: &[T], token: Option<&str>, max: Option<usize>) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start: usize = match token {
-        Some(t) if !t.is_empty() => t
-            .parse()
-            .map_err(|_| ApiError::invalid("invalid nextToken"))?,
+        Some(t) if !t.is_empty() => t.parse().map_err(|_| ApiError::invalid("invalid nextToken"))?,
         _ => 0,
     };
     let max = max.unwrap_or(250).clamp(1, 250);
@@ -105,20 +79,13 @@ struct AttributePayload {
     attributes: BTreeMap<String, String>,
 }
 
-async fn create_thing(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_thing(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: CreateThingBody = parse_json(&body)?;
-    let attrs = b
-        .attribute_payload
-        .map(|a| a.attributes)
-        .unwrap_or_default();
+    let attrs = b.attribute_payload.map(|a| a.attributes).unwrap_or_default();
+    super::groups::check_new_thing(&s, b.thing_type_name.as_deref(), &attrs)?;
     let t = s.registry.create_thing(&name, b.thing_type_name, attrs)?;
-    Ok(Json(
-        json!({ "thingName": t.name, "thingArn": s.registry.thing_arn(&t.name), "thingId": t.id }),
-    ))
+    super::groups::thing_event(&s, "CREATED", &t);
+    Ok(Json(json!({ "thingName": t.name, "thingArn": s.registry.thing_arn(&t.name), "thingId": t.id })))
 }
 
 fn thing_json(s: &ApiState, t: &ThingRecord) -> Value {
@@ -142,21 +109,14 @@ async fn describe_thing(State(s): State<ApiState>, Path(name): Path<String>) -> 
     Ok(Json(v))
 }
 
-async fn list_things(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn list_things(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let mut things = s.registry.list_things()?;
     if let Some(tt) = q.get("thingTypeName") {
         things.retain(|t| t.type_name.as_deref() == Some(tt));
     }
     if let Some(an) = q.get("attributeName") {
         let av = q.get("attributeValue");
-        things.retain(|t| {
-            t.attributes
-                .get(an)
-                .is_some_and(|v| av.is_none_or(|want| want == v))
-        });
+        things.retain(|t| t.attributes.get(an).is_some_and(|v| av.is_none_or(|want| want == v)));
     }
     let max = q.get("maxResults").and_then(|m| m.parse().ok());
     let (items, next) = page(&things, q.get("nextToken").map(String::as_str), max)?;
@@ -169,7 +129,34 @@ async fn list_things(
 }
 
 async fn delete_thing(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult {
+    let t = s.registry.get_thing(&name)?;
     s.registry.delete_thing(&name)?;
+    super::groups::thing_event(&s, "DELETED", &t);
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateThingBody {
+    thing_type_name: Option<String>,
+    attribute_payload: Option<super::groups::AttributePayloadBody>,
+    expected_version: Option<i64>,
+    #[serde(default)]
+    remove_thing_type: bool,
+}
+
+/// AWS UpdateThing (the rules live in `crate::groups`).
+async fn update_thing(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let b: UpdateThingBody = parse_json(&body)?;
+    s.groups.update_thing(
+        &name,
+        crate::groups::ThingUpdate {
+            type_name: b.thing_type_name.filter(|t| !t.is_empty()),
+            remove_type: b.remove_thing_type,
+            attributes: b.attribute_payload.map(Into::into),
+            expected_version: b.expected_version,
+        },
+    )?;
     Ok(Json(json!({})))
 }
 
@@ -188,53 +175,36 @@ async fn attach_principal(
             )))
         }
     };
-    s.registry
-        .attach(&name, &principal_header(&headers)?, exclusive)?;
+    s.registry.attach(&name, &principal_header(&headers)?, exclusive)?;
     Ok(Json(json!({})))
 }
 
-async fn detach_principal(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
+async fn detach_principal(State(s): State<ApiState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     s.registry.detach(&name, &principal_header(&headers)?)?;
     Ok(Json(json!({})))
 }
 
 async fn list_thing_principals(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult {
-    Ok(Json(
-        json!({ "principals": s.registry.thing_principals(&name)? }),
-    ))
+    Ok(Json(json!({ "principals": s.registry.thing_principals(&name)? })))
 }
 
 async fn list_principal_things(State(s): State<ApiState>, headers: HeaderMap) -> ApiResult {
-    Ok(Json(
-        json!({ "things": s.registry.principal_things(&principal_header(&headers)?)? }),
-    ))
+    Ok(Json(json!({ "things": s.registry.principal_things(&principal_header(&headers)?)? })))
 }
 
 // ---- certificates ----
 
 fn set_as_active(q: &HashMap<String, String>) -> bool {
-    q.get("setAsActive")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    q.get("setAsActive").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-async fn create_keys_and_certificate(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn create_keys_and_certificate(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     // AWS issues RSA 2048; `keyType` is a Thingport extension (ec, rsa, …).
     let key_type = match q.get("keyType") {
-        Some(k) => k
-            .parse::<pki::KeyType>()
-            .map_err(|e| ApiError::invalid(e.to_string()))?,
+        Some(k) => k.parse::<pki::KeyType>().map_err(|e| ApiError::invalid(e.to_string()))?,
         None => pki::KeyType::Rsa2048,
     };
-    let (rec, key) = s
-        .registry
-        .create_keys_and_certificate(key_type, set_as_active(&q))?;
+    let (rec, key) = s.registry.create_keys_and_certificate(key_type, set_as_active(&q))?;
     let public = public_key_pem(&rec.pem).unwrap_or_default();
     Ok(Json(json!({
         "certificateArn": s.registry.cert_arn(&rec.id),
@@ -270,17 +240,12 @@ async fn create_certificate_from_csr(
     body: Bytes,
 ) -> ApiResult {
     let b: CsrBody = parse_json(&body)?;
-    let csr = b
-        .certificate_signing_request
-        .ok_or_else(|| ApiError::invalid("certificateSigningRequest is required"))?;
+    let csr =
+        b.certificate_signing_request.ok_or_else(|| ApiError::invalid("certificateSigningRequest is required"))?;
     if csr.len() > 4096 {
-        return Err(ApiError::invalid(
-            "certificateSigningRequest is longer than 4096 characters",
-        ));
+        return Err(ApiError::invalid("certificateSigningRequest is longer than 4096 characters"));
     }
-    let rec = s
-        .registry
-        .create_certificate_from_csr(&csr, set_as_active(&q))?;
+    let rec = s.registry.create_certificate_from_csr(&csr, set_as_active(&q))?;
     Ok(Json(json!({
         "certificateArn": s.registry.cert_arn(&rec.id),
         "certificateId": rec.id,
@@ -298,10 +263,7 @@ fn cert_summary(s: &ApiState, c: &CertificateRecord) -> Value {
     })
 }
 
-async fn list_certificates(
-    State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn list_certificates(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let mut certs = s.registry.list_certificates()?;
     if q.get("isAscendingOrder").is_some_and(|v| v == "false") {
         certs.reverse();
@@ -345,20 +307,14 @@ async fn update_certificate(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let status = q
-        .get("newStatus")
-        .ok_or_else(|| ApiError::invalid("newStatus is required"))?;
-    let status = CertificateStatus::parse(status).ok_or_else(|| {
-        ApiError::invalid(format!("newStatus {status:?} is not a certificate status"))
-    })?;
+    let status = q.get("newStatus").ok_or_else(|| ApiError::invalid("newStatus is required"))?;
+    let status = CertificateStatus::parse(status)
+        .ok_or_else(|| ApiError::invalid(format!("newStatus {status:?} is not a certificate status")))?;
     s.registry.update_certificate_status(&id, status)?;
     Ok(StatusCode::OK)
 }
 
-async fn delete_certificate(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_certificate(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.registry.delete_certificate(&id)?;
     Ok(StatusCode::OK)
 }
@@ -375,6 +331,7 @@ async fn server_info(State(s): State<ApiState>) -> ApiResult {
         "rootCaPem": s.registry.ca.cert_pem(),
         "mqttAddress": s.mqtt_address,
         "region": s.registry.region,
+        "accountId": s.registry.account_id,
         "connectedClients": s.broker.connected_count(),
         "sessions": s.broker.session_count(),
         "retainedMessages": s.broker.retained_count(),
@@ -384,9 +341,6 @@ async fn server_info(State(s): State<ApiState>) -> ApiResult {
 /// Thingport extension: issue (or re-read) the server certificate and serve
 /// it to new connections without dropping existing ones.
 async fn rotate_server_certificate(State(s): State<ApiState>) -> ApiResult {
-    let id = s
-        .server_identity
-        .rotate()
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    let id = s.server_identity.rotate().map_err(|e| ApiError::internal(format!("{e:#}")))?;
     Ok(Json(json!({ "certificateId": id })))
 }

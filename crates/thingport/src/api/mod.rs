@@ -6,6 +6,7 @@ pub mod ca;
 pub mod error;
 pub mod groups;
 pub mod iot;
+pub mod policy;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ pub struct ApiState {
     pub broker: Arc<broker::Broker>,
     /// MQTT over TLS address devices should use (host:port).
     pub mqtt_address: String,
+    /// Policies and their evaluation.
+    pub policies: Arc<crate::policies::Policies>,
     /// The server certificate (rotation).
     pub server_identity: Arc<crate::server::ServerIdentity>,
     /// Thing types, thing groups, UpdateThing and registry events.
@@ -31,13 +34,9 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let authed = iot::routes()
         .merge(ca::routes())
+        .merge(policy::routes())
         .merge(groups::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_sigv4,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4))
         .with_state(state.clone());
-    Router::new()
-        .route("/health", axum::routing::get(|| async { "ok\n" }))
-        .merge(authed)
+    Router::new().route("/health", axum::routing::get(|| async { "ok\n" })).merge(authed)
 }

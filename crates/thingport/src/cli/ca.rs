@@ -30,13 +30,8 @@ pub async fn register(
         None => body["certificateMode"] = json!("SNI_ONLY"),
     }
     let q = format!("setAsActive={active}&allowAutoRegistration={auto_register}");
-    let v = c
-        .call("POST", "/cacertificate", &q, &[], Some(&body))
-        .await?;
-    println!(
-        "registered CA certificate {}",
-        v["certificateId"].as_str().unwrap_or("")
-    );
+    let v = c.call("POST", "/cacertificate", &q, &[], Some(&body)).await?;
+    println!("registered CA certificate {}", v["certificateId"].as_str().unwrap_or(""));
     Ok(())
 }
 
@@ -49,29 +44,15 @@ pub async fn list(c: &ApiClient, json_out: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for ca in v["certificates"].as_array().cloned().unwrap_or_default() {
         let id = ca["certificateId"].as_str().unwrap_or("").to_string();
-        let d = c
-            .call("GET", &format!("/cacertificate/{id}"), "", &[], None)
-            .await?;
-        let auto = d["certificateDescription"]["autoRegistrationStatus"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        rows.push(vec![
-            id,
-            ca["status"].as_str().unwrap_or("").to_string(),
-            auto,
-        ]);
+        let d = c.call("GET", &format!("/cacertificate/{id}"), "", &[], None).await?;
+        let auto = d["certificateDescription"]["autoRegistrationStatus"].as_str().unwrap_or("").to_string();
+        rows.push(vec![id, ca["status"].as_str().unwrap_or("").to_string(), auto]);
     }
     super::table(&["CA CERTIFICATE ID", "STATUS", "AUTO-REGISTRATION"], &rows);
     Ok(())
 }
 
-pub async fn update(
-    c: &ApiClient,
-    id: &str,
-    status: Option<&str>,
-    auto: Option<&str>,
-) -> anyhow::Result<()> {
+pub async fn update(c: &ApiClient, id: &str, status: Option<&str>, auto: Option<&str>) -> anyhow::Result<()> {
     let mut q = Vec::new();
     if let Some(s) = status {
         q.push(format!("newStatus={s}"));
@@ -79,21 +60,13 @@ pub async fn update(
     if let Some(a) = auto {
         q.push(format!("newAutoRegistrationStatus={a}"));
     }
-    c.call(
-        "PUT",
-        &format!("/cacertificate/{id}"),
-        &q.join("&"),
-        &[],
-        None,
-    )
-    .await?;
+    c.call("PUT", &format!("/cacertificate/{id}"), &q.join("&"), &[], None).await?;
     println!("updated CA certificate {id}");
     Ok(())
 }
 
 pub async fn delete(c: &ApiClient, id: &str) -> anyhow::Result<()> {
-    c.call("DELETE", &format!("/cacertificate/{id}"), "", &[], None)
-        .await?;
+    c.call("DELETE", &format!("/cacertificate/{id}"), "", &[], None).await?;
     println!("deleted CA certificate {id}");
     Ok(())
 }
@@ -118,26 +91,12 @@ pub async fn register_certificate(
         "/certificate/register"
     };
     let v = c.call("POST", path, "", &[], Some(&body)).await?;
-    println!(
-        "registered certificate {} ({status})",
-        v["certificateId"].as_str().unwrap_or("")
-    );
+    println!("registered certificate {} ({status})", v["certificateId"].as_str().unwrap_or(""));
     Ok(v)
 }
 
 pub async fn rotate_server_certificate(c: &ApiClient) -> anyhow::Result<()> {
-    let v = c
-        .call(
-            "POST",
-            "/thingport/server-certificate/rotate",
-            "",
-            &[],
-            None,
-        )
-        .await?;
-    println!(
-        "serving new server certificate {}",
-        v["certificateId"].as_str().unwrap_or("")
-    );
+    let v = c.call("POST", "/thingport/server-certificate/rotate", "", &[], None).await?;
+    println!("serving new server certificate {}", v["certificateId"].as_str().unwrap_or(""));
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 pub mod ca;
 pub mod certs;
+pub mod groups;
+pub mod policies;
 pub mod provision;
 pub mod things;
 
@@ -16,11 +18,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
-            .collect();
+        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.to_vec());

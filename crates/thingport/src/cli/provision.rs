@@ -16,28 +16,17 @@ pub async fn run(
     name: &str,
     out: &Path,
     key_type: pki::KeyType,
+    policy: Option<&str>,
 ) -> anyhow::Result<()> {
     if !crate::registry::valid_thing_name(name) {
         anyhow::bail!("thing name {name:?} must be 1-128 characters of [a-zA-Z0-9:_-]");
     }
     let key_file = out.join("private.pem.key");
     if key_file.exists() {
-        anyhow::bail!(
-            "{} already exists; choose another --out directory or remove it",
-            key_file.display()
-        );
+        anyhow::bail!("{} already exists; choose another --out directory or remove it", key_file.display());
     }
     eprintln!("[1/4] creating thing {name}");
-    match c
-        .call(
-            "POST",
-            &format!("/things/{name}"),
-            "",
-            &[],
-            Some(&json!({})),
-        )
-        .await
-    {
+    match c.call("POST", &format!("/things/{name}"), "", &[], Some(&json!({}))).await {
         Ok(_) => {}
         Err(e) if e.to_string().contains("ResourceAlreadyExistsException") => {
             eprintln!("      thing {name} already exists; adding a new certificate to it");
@@ -49,33 +38,25 @@ pub async fn run(
     let csr = pki::make_csr(&key, name)?;
     eprintln!("[3/4] asking the CA to sign the certificate request");
     let cert = c
-        .call(
-            "POST",
-            "/certificates",
-            "setAsActive=true",
-            &[],
-            Some(&json!({ "certificateSigningRequest": csr })),
-        )
+        .call("POST", "/certificates", "setAsActive=true", &[], Some(&json!({ "certificateSigningRequest": csr })))
         .await?;
-    let cert_pem = cert["certificatePem"]
-        .as_str()
-        .context("no certificatePem in the answer")?;
-    let cert_arn = cert["certificateArn"]
-        .as_str()
-        .context("no certificateArn in the answer")?;
+    let cert_pem = cert["certificatePem"].as_str().context("no certificatePem in the answer")?;
+    let cert_arn = cert["certificateArn"].as_str().context("no certificateArn in the answer")?;
     let cert_id = cert["certificateId"].as_str().unwrap_or("");
+    // Exclusive: the certificate is this thing's, whatever client id it uses.
     c.call(
         "PUT",
         &format!("/things/{name}/principals"),
-        "",
+        "thingPrincipalType=EXCLUSIVE_THING",
         &[("x-amzn-principal", cert_arn)],
         None,
     )
     .await?;
+    if let Some(p) = policy {
+        c.call("PUT", &format!("/target-policies/{p}"), "", &[], Some(&json!({ "target": cert_arn }))).await?;
+    }
     let info = c.call("GET", "/thingport/info", "", &[], None).await?;
-    let ca_pem = info["rootCaPem"]
-        .as_str()
-        .context("no rootCaPem in the answer")?;
+    let ca_pem = info["rootCaPem"].as_str().context("no rootCaPem in the answer")?;
 
     eprintln!("[4/4] writing {}", out.display());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -91,6 +72,12 @@ pub async fn run(
     };
     let d = out.display();
     println!("Device {name} is ready (certificate {cert_id}).\n");
+    match policy {
+        Some(p) => {
+            println!("Policy {p} is attached: client ids {name} and {name}-*, topics {name}/... and its own shadow.\n")
+        }
+        None => println!("No policy is attached: the device may do nothing until you attach one.\n"),
+    }
     println!("  {d}/certificate.pem.crt   device certificate");
     println!("  {d}/private.pem.key       private key (mode 0600, keep it secret)");
     println!("  {d}/root-ca.pem           CA that signed the server certificate\n");

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The permissive policy most tests attach to their devices.
+pub const ALLOW_ALL: &str = "test-allow-all";
+
 pub struct Server {
     pub child: Option<Child>,
     pub data_dir: PathBuf,
@@ -30,20 +33,12 @@ impl Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.join(format!(
             "server-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         let mut child = Command::new(bin())
             .args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args([
-                "--mqtt-listen",
-                &format!("127.0.0.1:{mqtt_port}"),
-                "--api-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}"), "--api-listen", "127.0.0.1:0"])
             .args(["--https-listen", "127.0.0.1:0"])
             .env("THINGPORT_LOG", "info,broker=debug")
             .env_remove("THINGPORT_ADMIN_ACCESS_KEY_ID")
@@ -70,10 +65,7 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "server did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -81,12 +73,7 @@ impl Server {
 
     /// Run a CLI command against this server; returns stdout, panics on failure.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(bin())
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .output()
-            .unwrap();
+        let out = Command::new(bin()).args(args).arg("--data-dir").arg(&self.data_dir).output().unwrap();
         assert!(
             out.status.success(),
             "thingport {args:?} failed: {}\n{}",
@@ -97,22 +84,43 @@ impl Server {
     }
 
     /// Provision a device; returns its directory and certificate id.
+    /// Provision a device whose certificate may do anything (the tests of
+    /// authorization itself use [`Server::provision_with_policy`]).
     pub fn provision(&self, name: &str, key_type: &str) -> Device {
-        let dir = self.data_dir.join("devices").join(name);
-        let out = self.cli(&[
-            "provision",
-            name,
-            "--out",
-            dir.to_str().unwrap(),
-            "--key-type",
-            key_type,
-        ]);
-        let id = out.split("certificate ").nth(1).unwrap()[..64].to_string();
-        Device {
-            dir,
-            cert_id: id,
-            name: name.to_string(),
+        self.ensure_allow_all();
+        self.provision_with_policy(name, key_type, Some(ALLOW_ALL))
+    }
+
+    /// Create the permissive test policy once.
+    pub fn ensure_allow_all(&self) {
+        if !self.cli(&["policies", "list"]).contains(ALLOW_ALL) {
+            let doc = self.data_dir.join("allow-all.json");
+            std::fs::write(
+                &doc,
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#,
+            )
+            .unwrap();
+            self.cli(&["policies", "create", ALLOW_ALL, doc.to_str().unwrap()]);
         }
+    }
+
+    /// Let a certificate do anything.
+    pub fn allow_all(&self, cert_id: &str) {
+        self.ensure_allow_all();
+        self.cli(&["policies", "attach", ALLOW_ALL, cert_id]);
+    }
+
+    /// Provision with a given policy (None: no policy at all).
+    pub fn provision_with_policy(&self, name: &str, key_type: &str, policy: Option<&str>) -> Device {
+        let dir = self.data_dir.join("devices").join(name);
+        let mut args = vec!["provision", name, "--out", dir.to_str().unwrap(), "--key-type", key_type];
+        match policy {
+            Some(p) => args.extend(["--policy", p]),
+            None => args.push("--no-policy"),
+        }
+        let out = self.cli(&args);
+        let id = out.split("certificate ").nth(1).unwrap()[..64].to_string();
+        Device { dir, cert_id: id, name: name.to_string() }
     }
 
     /// kill -9
@@ -137,10 +145,7 @@ impl Drop for Server {
 }
 
 fn unsafe_free_terminate(c: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(c.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = c.try_wait() {
@@ -172,9 +177,7 @@ impl Device {
             roots.add(c.unwrap()).unwrap();
         }
         let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&self.read("certificate.pem.crt"))
-                .map(|c| c.unwrap())
-                .collect();
+            CertificateDer::pem_slice_iter(&self.read("certificate.pem.crt")).map(|c| c.unwrap()).collect();
         let key = PrivateKeyDer::from_pem_slice(&self.read("private.pem.key")).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         Arc::new(
