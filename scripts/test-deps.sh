@@ -15,6 +15,7 @@ PIP_PACKAGES=(
   "pytest-timeout==2.4.0"
   "cryptography==46.0.3"
   "boto3==1.44.5"
+  "awscli==1.46.3"
 )
 
 say() { printf 'test-deps: %s\n' "$*"; }

@@ -6,7 +6,9 @@
 #   scripts/bench/run.sh --quick    smoke run (short scenarios, 1,000 connections)
 #
 # Environment overrides: DURATION (8s), WARMUP (2s), DRAIN (5s), CONNS (10000),
-# CONNECT_RATE (500), HOLD (10s), HS_TIME (10), OUT_DIR, KEEP_TMP=1.
+# CONNECT_RATE (500), HOLD (10s), HS_TIME (10), OUT_DIR, KEEP_TMP=1,
+# SKIP_BUILD=1 (use the binaries already in the cargo target directory;
+# CARGO_TARGET_DIR is honoured).
 #
 # It installs mosquitto and openssl if missing, builds the release binaries,
 # starts Thingport on 127.0.0.1:28883 and a private Mosquitto 2 on
@@ -59,9 +61,11 @@ fi
 
 # --- build --------------------------------------------------------------------
 cd "$ROOT"
-log "building release binaries"
-cargo build --release -p thingport >&2
-cargo build --release -p thingport-bench >&2
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  log "building release binaries"
+  cargo build --release -p thingport >&2
+  cargo build --release -p thingport-bench >&2
+fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 BIN=${TARGET_DIR:-$ROOT/target}/release
 THINGPORT=$BIN/thingport
@@ -112,9 +116,11 @@ done
 [[ -s "$TMP/tp/endpoints.json" ]] || die "Thingport did not write endpoints.json"
 wait_for_port "$TP_PORT" "$TP_PID" Thingport
 
-# One identity for every bench client: Thingport lets any active certificate
-# use any client id, and Mosquitto only needs the certificate to chain to the CA.
-"$THINGPORT" provision bench-1 --out "$TMP/dev1" --data-dir "$TMP/tp" >/dev/null
+# One identity for every bench client: Thingport accepts one certificate on
+# many connections with distinct client ids (its default device policy wants
+# NAME or NAME-*), and Mosquitto only needs the certificate to chain to the CA.
+THING=bench-1
+"$THINGPORT" provision "$THING" --out "$TMP/dev1" --data-dir "$TMP/tp" >/dev/null
 CA=$TMP/dev1/root-ca.pem
 CERT=$TMP/dev1/certificate.pem.crt
 KEY=$TMP/dev1/private.pem.key
@@ -164,7 +170,9 @@ fi
 mkdir -p "$OUT_DIR"
 RESULTS=$OUT_DIR/results.jsonl
 : >"$RESULTS"
-TLS=(--tls --ca "$CA" --cert "$CERT" --key "$KEY")
+# Client ids and topics start with the thing name, so that Thingport's
+# default device policy (client id NAME or NAME-*, topics NAME/…) allows them.
+TLS=(--tls --ca "$CA" --cert "$CERT" --key "$KEY" --client-id-prefix "$THING")
 
 broker_port() { [[ $1 == thingport ]] && echo "$TP_PORT" || echo "$MQ_PORT"; }
 broker_pid() { [[ $1 == thingport ]] && echo "$TP_PID" || echo "$MQ_PID"; }
@@ -200,7 +208,7 @@ both() { # "SCENARIO" SUBCOMMAND ARGS...
   run mosquitto "$scenario" "$@"
 }
 
-PS=(--payload 64 --duration "$DURATION" --warmup "$WARMUP" --drain "$DRAIN" "${TLS[@]}")
+PS=(--topic-prefix "$THING" --payload 64 --duration "$DURATION" --warmup "$WARMUP" --drain "$DRAIN" "${TLS[@]}")
 
 # Memory per connection first, on brokers that have not yet carried traffic.
 both "$CONNS idle mTLS connections" connections "${TLS[@]}" --count "$CONNS" \
@@ -226,7 +234,7 @@ TP_LOG_BYTES=$(stat -c %s "$TMP/thingport.log")
 TP_QUEUE_FULL=$(grep -c "session queue full" "$TMP/thingport.log" || true)
 MQ_LOG_BYTES=$(stat -c %s "$TMP/mosquitto.log")
 MQ_DROPPING=$(grep -c "Outgoing messages are being dropped" "$TMP/mosquitto.log" || true)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=${THINGPORT_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -qv '^??' && echo " (uncommitted changes)" || true)
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 || true)
 MEM_GIB=$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)

@@ -205,11 +205,27 @@ class Server:
             raise E2EError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n{self.log_tail(30)}")
         return r
 
-    def provision(self, name: str | None = None, key_type: str = "ec") -> Device:
+    ALLOW_ALL = "e2e-allow-all"
+
+    def ensure_allow_all(self) -> None:
+        """Create the permissive policy the suite's devices get (authorization
+        itself is tested with explicit policies)."""
+        if self.ALLOW_ALL in self.cli("policies", "list").stdout:
+            return
+        doc = self.data_dir.parent / f"{self.data_dir.name}-allow-all.json"
+        doc.write_text('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}')
+        self.cli("policies", "create", self.ALLOW_ALL, str(doc))
+
+    def provision(self, name: str | None = None, key_type: str = "ec", policy: str | None = ALLOW_ALL) -> Device:
+        """Provision a device. `policy`: the policy to attach (default: allow
+        everything; "ThingportDefaultDevicePolicy" for least privilege; None: none)."""
         self._n_devices += 1
         name = name or f"dev{self._n_devices}"
         out = self.data_dir.parent / f"{self.data_dir.name}-devices" / name
-        r = self.cli("provision", name, "--out", str(out), "--key-type", key_type)
+        if policy == self.ALLOW_ALL:
+            self.ensure_allow_all()
+        policy_args = ["--policy", policy] if policy else ["--no-policy"]
+        r = self.cli("provision", name, "--out", str(out), "--key-type", key_type, *policy_args)
         dev = Device(
             name=name,
             dir=out,

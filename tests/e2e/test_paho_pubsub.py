@@ -179,7 +179,8 @@ def test_v311_suback_failure_code(server, device):
     raw = RawConn(server, device)
     try:
         assert raw.connect(unique("suback311"), version=4).body == b"\x00\x00"
-        raw.send(subscribe_packet(1, [("$custom/#", 1), ("ok/" + unique("t"), 2)], version=4))
+        too_deep = unique("deep") + "/a" * 8  # over the 7-slash limit: refused
+        raw.send(subscribe_packet(1, [(too_deep, 1), ("ok/" + unique("t"), 2)], version=4))
         p = raw.read_packet()
         # 3.1.1 knows only 0x00-0x02 and 0x80 (MQTT-3.9.3-2).
         assert p.type == 9 and p.body == b"\x00\x01\x80\x02", p
