@@ -166,11 +166,6 @@ def test_crash_with_connected_and_inflight_sessions(make_server, paho):
         raw2.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: messages queued for an offline session are reloaded after a restart with the "
-    "publisher's QoS and RETAIN flag and without subscription identifiers (broker.rs Broker::new "
-    "builds Queued{qos: m.qos, retain: m.retain, subscription_ids: vec![]}); before the restart the "
-    "same delivery is QoS 1, RETAIN 0, SubscriptionIdentifier [9]"))
 def test_queued_delivery_attributes_survive_restart(make_server, paho):
     server = start_on_fixed_port(make_server)
     dev = server.provision("attrs-dev")
@@ -199,10 +194,6 @@ def test_queued_delivery_attributes_survive_restart(make_server, paho):
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: the QoS 2 'PUBREC received, PUBREL sent' state is not persisted; after a restart "
-    "the server sends the PUBLISH again (DUP 0) instead of the PUBREL, so the client delivers the "
-    "message twice (MQTT 4.3.3: after PUBREC the sender MUST NOT re-send the PUBLISH)"))
 def test_qos2_release_survives_restart(make_server, paho):
     from e2elib import RawConn, subscribe_packet
 

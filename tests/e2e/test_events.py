@@ -101,10 +101,6 @@ def test_events_subscription_allowed(server, device, paho):
     assert c.c.is_connected()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (security): a device whose policy allows iot:Publish on * can publish to "
-    "$aws/events/presence/connected/{id}; the forged payload reaches every lifecycle-event subscriber. "
-    "AWS IoT publishes $aws/events/... itself; devices may only subscribe/receive (reserved topics)"))
 def test_lifecycle_events_cannot_be_forged(server, device, paho):
     w = events_watcher(paho, server, device)
     forger = paho(server, device, version=5)
@@ -124,10 +120,6 @@ def test_lifecycle_events_cannot_be_forged(server, device, paho):
     assert rc is None or rc >= 0x80, f"PUBACK {rc} for a publish to a reserved $aws/events topic"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (AWS compatibility): with a permissive policy, publishing to an unsupported reserved "
-    "topic ($custom/x) is accepted (PUBACK 0) and '$custom/#' / '$SYS/#' subscriptions are granted; "
-    "AWS IoT reserves every topic starting with '$' and refuses unsupported ones"))
 def test_unsupported_reserved_topics_refused(server, device, paho):
     c = paho(server, device, version=5)
     c.connect()
@@ -141,10 +133,6 @@ def test_unsupported_reserved_topics_refused(server, device, paho):
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (AWS compatibility): versionNumber is the session generation, so every clean-session "
-    "connection of a client id reports versionNumber 1; AWS increments it per connection of the client "
-    "id (it resets only after ~1 h disconnected), which is what lets subscribers order the events"))
 def test_version_number_increases_per_connection(server, device, paho):
     w = events_watcher(paho, server, device)
     cid = unique("version")

@@ -335,10 +335,6 @@ def test_client_maximum_packet_size_respected(server, device, paho):
         raw.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a session with a non-shared and a shared subscription matching the same message "
-    "gets one merged copy (SubscriptionIdentifier [1, 2]) instead of one copy per subscription "
-    "(MQTT 5 §4.8.2: the shared subscription's copy is a second copy, here necessarily to this client)"))
 def test_shared_and_non_shared_subscription_in_one_session(server, device, paho):
     base = unique("sharedboth")
     c = connected(paho, server, device)

@@ -135,6 +135,10 @@ pub struct PubsubArgs {
     /// Connections opened at once while setting up.
     #[arg(long, default_value_t = 32)]
     pub connect_concurrency: usize,
+    /// First topic level; every topic is `PREFIX/<run id>/…` (a broker with
+    /// per-device policies may need the thing name here).
+    #[arg(long, default_value = "bench")]
+    pub topic_prefix: String,
 }
 
 /// `connections` arguments.

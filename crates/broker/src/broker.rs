@@ -80,7 +80,9 @@ impl Broker {
             tree: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(HashMap::new()),
             hooks: RwLock::new(Vec::new()),
-            next_conn_id: AtomicU64::new(1),
+            // Connection ids grow across restarts too (lifecycle events'
+            // versionNumber orders a client's connections by it).
+            next_conn_id: AtomicU64::new((store::now_ms() / 1000) * 1_000_000 + 1),
             stats: Stats::default(),
         });
         let now = store::now_ms();
@@ -107,14 +109,17 @@ impl Broker {
                 }
                 for (seq, m) in s.messages {
                     st.set_seq_floor(seq);
+                    let released = m.released_packet_id;
+                    let ids = m.subscription_ids.clone();
                     let m = Arc::new(Message::from_stored(m));
-                    st.queue.push_back(Queued {
-                        qos: m.qos,
-                        retain: m.retain,
-                        subscription_ids: Vec::new(),
-                        msg: m,
-                        seq,
-                    });
+                    let q = Queued { qos: m.qos, retain: m.retain, subscription_ids: ids, msg: m, seq, dup: true };
+                    match released {
+                        // PUBREC was received: only the PUBREL is still owed.
+                        Some(pid) => {
+                            st.inflight.insert(pid, crate::session::Inflight { queued: q, released: true });
+                        }
+                        None => st.queue.push_back(q),
+                    }
                 }
             }
             broker.sessions.lock().insert(client, session.clone());
@@ -170,19 +175,22 @@ impl Broker {
         let mut matches: Vec<Match> = Vec::new();
         self.tree.read().matches(&msg.topic, &mut matches);
         if !matches.is_empty() {
-            // One delivery per session: highest QoS, all subscription ids.
-            matches.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-            let mut deliveries = Vec::new();
+            // Ordinary subscriptions: one delivery per session with the
+            // highest QoS and every subscription id. Each shared group: one
+            // delivery, to the first member (round robin) that is online.
+            let (mut plain, shared): (Vec<Match>, Vec<Match>) = matches.into_iter().partition(|m| !m.shared());
+            plain.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+            let mut deliveries: Vec<(Arc<str>, QoS, bool, Vec<u32>)> = Vec::new();
             let mut i = 0;
-            while i < matches.len() {
-                let client = matches[i].client_id.clone();
+            while i < plain.len() {
+                let client = plain[i].client_id.clone();
                 let mut qos = None::<QoS>;
                 let mut rap = false;
                 let mut ids = Vec::new();
-                while i < matches.len() && matches[i].client_id == client {
-                    let m = &matches[i];
+                while i < plain.len() && plain[i].client_id == client {
+                    let m = &plain[i];
                     i += 1;
-                    if m.entry.options.no_local && !m.shared && msg.publisher.as_deref() == Some(&*client) {
+                    if m.entry.options.no_local && msg.publisher.as_deref() == Some(&*client) {
                         continue;
                     }
                     let q = m.entry.options.qos.min(msg.qos);
@@ -195,13 +203,31 @@ impl Broker {
                 }
             }
             // Look the sessions up under the map lock, deliver without it.
-            let targets: Vec<_> = {
+            let mut targets: Vec<(Arc<Session>, QoS, bool, Vec<u32>)> = Vec::new();
+            {
                 let sessions = self.sessions.lock();
-                deliveries
-                    .into_iter()
-                    .filter_map(|(c, q, r, ids)| sessions.get(&c).map(|s| (s.clone(), q, r, ids)))
-                    .collect()
-            };
+                for (c, q, r, ids) in deliveries {
+                    if let Some(s) = sessions.get(&c) {
+                        targets.push((s.clone(), q, r, ids));
+                    }
+                }
+                let mut j = 0;
+                while j < shared.len() {
+                    let group = shared[j].group;
+                    let members: Vec<&Match> = shared[j..].iter().take_while(|m| m.group == group).collect();
+                    j += members.len();
+                    let online =
+                        |m: &&&Match| sessions.get(&m.client_id).is_some_and(|s| s.state.lock().conn.is_some());
+                    let chosen = members.iter().find(online).or_else(|| members.first());
+                    if let Some(m) = chosen {
+                        if let Some(s) = sessions.get(&m.client_id) {
+                            let q = m.entry.options.qos.min(msg.qos);
+                            let ids = m.entry.subscription_id.into_iter().collect();
+                            targets.push((s.clone(), q, m.entry.options.retain_as_published && msg.retain, ids));
+                        }
+                    }
+                }
+            }
             for (session, qos, retain, ids) in targets {
                 if let Some(durable) = self.enqueue(&session, &msg, qos, retain, ids) {
                     routed.matched += 1;
@@ -227,6 +253,13 @@ impl Broker {
             self.store.submit(BrokerOp::SetRetained(msg.to_stored()));
             true
         }
+    }
+
+    /// Every retained message, sorted by topic.
+    pub fn retained_messages(&self) -> Vec<Arc<Message>> {
+        let mut v: Vec<_> = self.retained.read().values().cloned().collect();
+        v.sort_by(|a, b| a.topic.cmp(&b.topic));
+        v
     }
 
     /// The retained message on `topic`, if any.
@@ -256,21 +289,30 @@ impl Broker {
         }
         let seq = if qos > QoS::AtMostOnce && st.durable() {
             let seq = st.next_seq();
-            self.store.submit(BrokerOp::Enqueue {
-                client_id: session.client_id.to_string(),
-                seq,
-                message: msg.to_stored(),
-            });
+            // Stored as it is to be delivered: this session's QoS, RETAIN flag
+            // and subscription identifiers.
+            let mut message = msg.to_stored();
+            message.qos = qos as u8;
+            message.retain = retain;
+            message.subscription_ids = subscription_ids.clone();
+            self.store.submit(BrokerOp::Enqueue { client_id: session.client_id.to_string(), seq, message });
             seq
         } else {
             0
         };
-        st.queue.push_back(Queued { msg: msg.clone(), qos, retain, subscription_ids, seq });
+        st.queue.push_back(Queued { msg: msg.clone(), qos, retain, subscription_ids, seq, dup: false });
         drop(st);
         if online {
             session.notify.notify_one();
         }
         Some(seq != 0)
+    }
+
+    /// Record that a persisted QoS 2 message was released (PUBREC received).
+    pub(crate) fn release_seq(&self, client_id: &str, seq: u64, packet_id: u16) {
+        if seq != 0 {
+            self.store.submit(BrokerOp::Release { client_id: client_id.to_string(), seq, packet_id });
+        }
     }
 
     /// Forget a persisted message (delivered, expired or refused).

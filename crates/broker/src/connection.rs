@@ -196,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
         let _ = mqtt::encode(&ack, protocol, &mut wbuf);
 
         let ctx = ClientCtx { principal, client_id: client_id.clone(), source_ip: peer.addr.ip() };
-        let version = session.state.lock().generation;
+        let version = conn_id;
         let session_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(%client_id, principal = %ctx.principal.id, peer = %peer.addr, ?protocol, session_present = present, "client connected");
         broker.stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -220,6 +220,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
             problem_info: c.properties.request_problem_information != Some(0),
             control_rx,
             rate: RateLimiter::new(limits.max_publish_rate),
+            session_id: session_id.clone(),
         };
 
         if events::has_events(&client_id) {
@@ -261,6 +262,8 @@ struct Live<S> {
     problem_info: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
     rate: RateLimiter,
+    /// Lifecycle events' sessionIdentifier.
+    session_id: String,
 }
 
 /// What handling one packet means for the connection.
@@ -378,22 +381,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 Flow::Continue
             }
             Packet::PubRec(r) => {
-                let mut st = self.session.state.lock();
-                let known = match st.inflight.get_mut(&r.packet_id) {
-                    Some(f) if r.reason >= 0x80 => {
-                        let seq = f.queued.seq;
-                        st.inflight.remove(&r.packet_id);
-                        self.broker.ack_seq(&self.session.client_id, seq);
-                        false
+                let mut persisted_release = false;
+                let known = {
+                    let mut st = self.session.state.lock();
+                    match st.inflight.get_mut(&r.packet_id) {
+                        Some(f) if r.reason >= 0x80 => {
+                            let seq = f.queued.seq;
+                            st.inflight.remove(&r.packet_id);
+                            self.broker.ack_seq(&self.session.client_id, seq);
+                            false
+                        }
+                        Some(f) => {
+                            if !f.released {
+                                f.released = true;
+                                persisted_release = f.queued.seq != 0;
+                                self.broker.release_seq(&self.session.client_id, f.queued.seq, r.packet_id);
+                            }
+                            true
+                        }
+                        None => true,
                     }
-                    Some(f) => {
-                        f.released = true;
-                        true
-                    }
-                    None => true,
                 };
-                drop(st);
                 if known {
+                    // After PUBREL the message must never be sent again, even
+                    // after a crash: the release is durable before PUBREL goes out.
+                    if persisted_release {
+                        if let Err(e) = self.broker.sync().await {
+                            tracing::error!(error = %e, "could not persist a QoS 2 release");
+                        }
+                    }
                     let code = if self.session.state.lock().inflight.contains_key(&r.packet_id) {
                         reason::SUCCESS
                     } else {
@@ -422,6 +438,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                     let existed = self.broker.unsubscribe(&self.session, f);
                     reasons.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
                 }
+                self.subscription_event("unsubscribed", u.filters.clone());
                 self.write(&Packet::UnsubAck(mqtt::UnsubAck {
                     packet_id: u.packet_id,
                     reasons,
@@ -543,6 +560,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         if !self.rate.allow() {
             return self.reject_publish(&p, reason::QUOTA_EXCEEDED, "publish rate limit exceeded");
         }
+        if !crate::reserved::may_publish(&topic) {
+            return self.reject_publish(&p, reason::NOT_AUTHORIZED, "reserved topic: clients may not publish here");
+        }
         let authz = self.broker.authorizer();
         if !authz.publish(&self.ctx, &topic) {
             return self.reject_publish(&p, reason::NOT_AUTHORIZED, "not authorized to publish to this topic");
@@ -586,7 +606,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
                 reason::TOPIC_FILTER_INVALID
             } else if i >= limits.max_filters_per_subscribe {
                 reason::QUOTA_EXCEEDED
-            } else if !authz.subscribe(&self.ctx, filter) {
+            } else if !crate::reserved::may_subscribe(filter) || !authz.subscribe(&self.ctx, filter) {
                 reason::NOT_AUTHORIZED
             } else {
                 let st = self.session.state.lock();
@@ -615,12 +635,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             reasons.push(code);
         }
         drop(authz);
+        let reasons_sent = reasons.clone();
         self.write(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, properties: Properties::default() }));
+        let subscribed: Vec<String> = s
+            .filters
+            .iter()
+            .zip(&reasons_sent)
+            .filter(|(_, code)| **code < 0x80)
+            .map(|((f, _), _)| f.clone())
+            .collect();
+        self.subscription_event("subscribed", subscribed);
         for (filter, entry) in granted {
             self.broker.deliver_retained(&self.session, &filter, entry);
         }
         self.drain();
         Flow::Continue
+    }
+
+    /// `$aws/events/subscriptions/subscribed|unsubscribed/{clientId}`.
+    fn subscription_event(&self, kind: &str, topics: Vec<String>) {
+        if topics.is_empty() || !events::has_events(&self.ctx.client_id) {
+            return;
+        }
+        let payload = serde_json::json!({
+            "clientId": &*self.ctx.client_id,
+            "timestamp": store::now_ms(),
+            "eventType": kind,
+            "sessionIdentifier": self.session_id,
+            "principalIdentifier": &*self.ctx.principal.id,
+            "topics": topics,
+        });
+        let topic = format!("$aws/events/subscriptions/{kind}/{}", self.ctx.client_id);
+        self.broker.publish(Message::system(&topic, payload.to_string(), QoS::AtLeastOnce));
     }
 
     /// After a reconnect: send again what was in flight (MQTT 4.4).
@@ -650,7 +696,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             }
         }
         Some(Publish {
-            dup,
+            dup: dup || q.dup,
             qos: q.qos,
             retain: q.retain,
             topic: q.msg.topic.to_string(),

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod events;
 pub mod listener;
 pub mod message;
+pub mod reserved;
 pub mod session;
 pub mod tree;
 

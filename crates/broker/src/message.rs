@@ -79,6 +79,8 @@ impl Message {
             expires_at_ms: self.expires_at_ms,
             publisher: self.publisher.as_ref().map(|p| p.to_string()),
             received_at_ms: self.received_at_ms,
+            subscription_ids: Vec::new(),
+            released_packet_id: None,
         }
     }
 

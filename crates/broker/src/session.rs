@@ -22,6 +22,8 @@ pub struct Queued {
     pub subscription_ids: Vec<u32>,
     /// Sequence number in the durable queue; 0 when not persisted.
     pub seq: u64,
+    /// May have been sent before (recovered after a restart): send with DUP.
+    pub dup: bool,
 }
 
 /// A QoS 1/2 message sent and not yet fully acknowledged.

@@ -21,8 +21,16 @@ pub struct SubEntry {
 pub struct Match {
     pub client_id: Arc<str>,
     pub entry: SubEntry,
-    /// Reached through a `$share/…` subscription (one member per group).
-    pub shared: bool,
+    /// 0 for an ordinary subscription; for a `$share/…` group, a number
+    /// shared by all its members in this result (members come in round-robin
+    /// order: the broker delivers to the first one that can take the message).
+    pub group: u32,
+}
+
+impl Match {
+    pub fn shared(&self) -> bool {
+        self.group != 0
+    }
 }
 
 #[derive(Default)]
@@ -154,15 +162,19 @@ fn remove_rec(node: &mut Node, levels: &[&str], client: &str, group: Option<&str
 
 fn add_all(node: &Node, out: &mut Vec<Match>) {
     for (c, e) in &node.subs {
-        out.push(Match { client_id: c.clone(), entry: *e, shared: false });
+        out.push(Match { client_id: c.clone(), entry: *e, group: 0 });
     }
     for grp in node.shared.values() {
-        if grp.members.is_empty() {
+        let n = grp.members.len();
+        if n == 0 {
             continue;
         }
-        let i = grp.next.fetch_add(1, Ordering::Relaxed) % grp.members.len();
-        let (c, e) = &grp.members[i];
-        out.push(Match { client_id: c.clone(), entry: *e, shared: true });
+        let group = out.len() as u32 + 1;
+        let start = grp.next.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            let (c, e) = &grp.members[(start + k) % n];
+            out.push(Match { client_id: c.clone(), entry: *e, group });
+        }
     }
 }
 
@@ -246,8 +258,9 @@ mod tests {
         for _ in 0..4 {
             let mut out = Vec::new();
             t.matches("t/1", &mut out);
-            assert_eq!(out.len(), 2);
-            seen.extend(out.into_iter().filter(|m| m.shared).map(|m| m.client_id.to_string()));
+            assert_eq!(out.len(), 3);
+            // The first member of the group rotates.
+            seen.extend(out.into_iter().filter(|m| m.shared()).take(1).map(|m| m.client_id.to_string()));
         }
         seen.sort();
         assert_eq!(seen, vec!["x", "x", "y", "y"]);

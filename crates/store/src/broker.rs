@@ -37,6 +37,13 @@ pub struct StoredMessage {
     /// When the broker accepted it (ms since epoch).
     #[serde(default)]
     pub received_at_ms: u64,
+    /// In a session queue: the subscription identifiers to deliver it with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_ids: Vec<u32>,
+    /// In a session queue, QoS 2: PUBREC received and PUBREL sent under this
+    /// packet id; after a restart the broker resends the PUBREL, not the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_packet_id: Option<u16>,
 }
 
 /// One subscription of a persistent session.
@@ -96,6 +103,12 @@ pub enum BrokerOp {
         client_id: String,
         seq: u64,
         message: StoredMessage,
+    },
+    /// QoS 2: the client sent PUBREC for the message and PUBREL went out.
+    Release {
+        client_id: String,
+        seq: u64,
+        packet_id: u16,
     },
     /// The message was delivered and acknowledged (or dropped): forget it.
     Ack {

@@ -17,6 +17,8 @@ fn msg(topic: &str, payload: &[u8]) -> StoredMessage {
         expires_at_ms: None,
         publisher: Some("pub".into()),
         received_at_ms: 42,
+        subscription_ids: vec![3],
+        released_packet_id: None,
     }
 }
 

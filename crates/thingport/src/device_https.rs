@@ -5,114 +5,52 @@
 //! chain into each request's extensions; handlers turn it into a principal
 //! through the same authenticator and authorizer as MQTT.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
-use broker::{Broker, ClientCtx, PeerInfo};
+use axum::{Extension, Router};
+use broker::auth::AuthFailure;
+use broker::{ClientCtx, PeerInfo};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+use crate::dataplane::{Caller, DataError, DataState};
 use tower::ServiceExt;
 
-/// A data-plane error: status, AWS error type, message, trace id.
-struct DataError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+/// The device data plane: who the caller is comes from its certificate.
+pub fn router(state: DataState) -> Router {
+    crate::dataplane::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate_device))
+        .with_state(state)
 }
 
-impl DataError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        DataError { status, code, message: message.into() }
-    }
-}
-
-impl IntoResponse for DataError {
-    fn into_response(self) -> Response {
-        let trace = uuid::Uuid::new_v4().to_string();
-        let mut r = (self.status, Json(json!({ "message": self.message, "traceId": trace }))).into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("{}:", self.code)) {
-            r.headers_mut().insert("x-amzn-ErrorType", v);
-        }
-        r
-    }
-}
-
-pub fn router(broker: Arc<Broker>) -> Router {
-    Router::new().route("/topics/{*topic}", post(publish)).with_state(broker)
-}
-
-/// `POST /topics/{topic}?qos=0|1&retain=true|false`: publish as the certificate's principal.
-async fn publish(
-    State(broker): State<Arc<Broker>>,
+/// Turn the connection's client certificate into a [`Caller::Device`].
+async fn authenticate_device(
+    State(s): State<DataState>,
     Extension(peer): Extension<PeerInfo>,
-    Path(topic): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Response, DataError> {
-    let principal = broker.authenticator.authenticate(&peer).map_err(|e| {
-        let why = match e {
-            broker::auth::AuthFailure::NotAuthorized(w) | broker::auth::AuthFailure::BadCredentials(w) => w,
-        };
-        DataError::new(StatusCode::FORBIDDEN, "ForbiddenException", why)
-    })?;
-    let qos = match q.get("qos").map(String::as_str) {
-        None | Some("0") => mqtt::QoS::AtMostOnce,
-        Some("1") => mqtt::QoS::AtLeastOnce,
-        Some(other) => {
-            return Err(DataError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestException",
-                format!("qos must be 0 or 1, not {other}"),
-            ))
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match s.broker.authenticator.authenticate(&peer) {
+        Ok(principal) => {
+            // HTTPS has no client id: the thing the certificate belongs to stands in.
+            let client_id: Arc<str> = principal.thing_name.clone().unwrap_or_else(|| principal.id.clone());
+            let ctx = ClientCtx { principal, client_id, source_ip: peer.addr.ip() };
+            req.extensions_mut().insert(Caller::Device(ctx));
+            next.run(req).await
         }
-    };
-    let retain = q.get("retain").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let limits = &broker.limits;
-    if !mqtt::topic::valid_topic_name(&topic) || !limits.topic_within_limits(&topic) {
-        return Err(DataError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", "invalid topic name"));
+        Err(AuthFailure::NotAuthorized(why) | AuthFailure::BadCredentials(why)) => {
+            DataError::new(StatusCode::FORBIDDEN, "ForbiddenException", why).into_response()
+        }
     }
-    if body.len() > limits.max_payload {
-        return Err(DataError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLargeException",
-            format!("payload exceeds {} bytes", limits.max_payload),
-        ));
-    }
-    let client_id: Arc<str> = principal.thing_name.clone().unwrap_or_else(|| principal.id.clone());
-    let ctx = ClientCtx { principal, client_id, source_ip: peer.addr.ip() };
-    let authz = broker.authorizer();
-    if !authz.publish(&ctx, &topic) || (retain && !authz.retain(&ctx, &topic)) {
-        return Err(DataError::new(
-            StatusCode::FORBIDDEN,
-            "ForbiddenException",
-            "not authorized to publish to this topic",
-        ));
-    }
-    drop(authz);
-    let mut msg = broker::Message::system(&topic, body, qos);
-    msg.retain = retain;
-    msg.publisher = Some(ctx.client_id.clone());
-    let routed = broker.publish(msg);
-    if routed.needs_sync && qos > mqtt::QoS::AtMostOnce {
-        broker.sync().await.map_err(|_| {
-            DataError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailureException", "could not store the message")
-        })?;
-    }
-    let trace = uuid::Uuid::new_v4().to_string();
-    Ok(Json(json!({ "message": "OK", "traceId": trace })).into_response())
 }
 
 /// Serve HTTPS with client certificates: each request carries the connection's [`PeerInfo`].

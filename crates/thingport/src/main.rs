@@ -5,11 +5,13 @@ mod cli;
 mod client;
 mod config;
 mod datadir;
+mod dataplane;
 mod device_https;
 mod groups;
 mod policies;
 mod registry;
 mod server;
+mod shadows;
 mod tls;
 
 use std::net::SocketAddr;

@@ -514,7 +514,7 @@ impl PolicyAuthorizer {
         compiled
     }
 
-    fn decide(&self, ctx: &broker::ClientCtx, action: &str, kind: &str, name: &str) -> bool {
+    pub fn decide(&self, ctx: &broker::ClientCtx, action: &str, kind: &str, name: &str) -> bool {
         let resource = self.policies.resource(kind, name);
         let decision = self.compiled(ctx).evaluate(action, &resource, &policy::NoRequestContext);
         if decision != Decision::Allowed {
@@ -541,5 +541,26 @@ impl broker::Authorizer for PolicyAuthorizer {
     }
     fn receive(&self, ctx: &broker::ClientCtx, topic: &str) -> bool {
         self.decide(ctx, "iot:Receive", "topic", topic)
+    }
+}
+
+/// Lets the broker and the HTTP data plane share one [`PolicyAuthorizer`].
+pub struct SharedAuthorizer(pub Arc<PolicyAuthorizer>);
+
+impl broker::Authorizer for SharedAuthorizer {
+    fn connect(&self, principal: &broker::Principal, client_id: &str, peer: &broker::PeerInfo) -> bool {
+        self.0.connect(principal, client_id, peer)
+    }
+    fn publish(&self, ctx: &broker::ClientCtx, topic: &str) -> bool {
+        self.0.publish(ctx, topic)
+    }
+    fn retain(&self, ctx: &broker::ClientCtx, topic: &str) -> bool {
+        self.0.retain(ctx, topic)
+    }
+    fn subscribe(&self, ctx: &broker::ClientCtx, filter: &str) -> bool {
+        self.0.subscribe(ctx, filter)
+    }
+    fn receive(&self, ctx: &broker::ClientCtx, topic: &str) -> bool {
+        self.0.receive(ctx, topic)
     }
 }

@@ -135,8 +135,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.account_id.clone(),
     );
     ensure_default_policy(&policies)?;
-    let authorizer = crate::policies::PolicyAuthorizer { policies: policies.clone() };
-    let broker = broker::Broker::new(config.limits.to_limits(), registry.clone(), Box::new(authorizer), db.clone())?;
+    let authorizer = Arc::new(crate::policies::PolicyAuthorizer { policies: policies.clone() });
+    let broker = broker::Broker::new(
+        config.limits.to_limits(),
+        registry.clone(),
+        Box::new(crate::policies::SharedAuthorizer(authorizer.clone())),
+        db.clone(),
+    )?;
+    let shadows = crate::shadows::Shadows::new(db.clone(), shadow::Limits::default());
+    shadows.attach(&broker);
+    let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };
     registry.set_broker(&broker);
 
     let tls = crate::tls::device_server_config(registry.verifier(), identity.resolver.clone(), &[])?;
@@ -149,7 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let https_listener = bind(config.listeners.https, "device HTTPS").await?;
     let https_addr = https_listener.local_addr()?;
-    let https_app = crate::device_https::router(broker.clone());
+    let https_app = crate::device_https::router(data.clone());
     tokio::spawn(crate::device_https::serve(https_listener, tls.clone(), https_app, shutdown_rx.clone()));
 
     let mut plain_addr = None;
@@ -173,7 +181,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         server_identity: identity.clone(),
         groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,
     };
-    let app = crate::api::router(state);
+    let app = crate::api::router(state, data);
     let mut api_shutdown = shutdown_rx.clone();
     tokio::spawn(async move {
         let r = axum::serve(api_listener, app)

@@ -279,7 +279,8 @@ async fn next_publish(ev: &mut EventLoop, secs: f64) -> Option<(String, Value)> 
     let fut = async {
         loop {
             match ev.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                // Registry events only: the watcher's own subscription events are not the subject here.
+                Ok(Event::Incoming(Packet::Publish(p))) if !p.topic.starts_with("$aws/events/subscriptions/") => {
                     return (p.topic.clone(), serde_json::from_slice(&p.payload).unwrap());
                 }
                 Ok(_) => {}

@@ -97,8 +97,8 @@ pub async fn run(a: PubsubArgs) -> anyhow::Result<()> {
     let run_id = run_id();
     let qos = if a.qos == 1 { QoS::AtLeastOnce } else { QoS::AtMostOnce };
     let pub_topic = |i: usize| match a.topic_mode {
-        TopicMode::FanIn | TopicMode::FanOut => format!("bench/{run_id}/all"),
-        TopicMode::Pairs => format!("bench/{run_id}/p{i}"),
+        TopicMode::FanIn | TopicMode::FanOut => format!("{}/{run_id}/all", a.topic_prefix),
+        TopicMode::Pairs => format!("{}/{run_id}/p{i}", a.topic_prefix),
     };
     let prefix = format!("{}-{run_id}", target.client_id_prefix);
 

@@ -59,6 +59,13 @@ pub fn apply_batch(conn: &mut Connection, ops: &[BrokerOp]) -> Result<()> {
                 )?
                 .execute(params![client_id, *seq as i64, meta_json(message), message.payload])?;
             }
+            BrokerOp::Release { client_id, seq, packet_id } => {
+                tx.prepare_cached(
+                    "UPDATE session_messages SET meta = json_set(meta, '$.released_packet_id', ?3)
+                     WHERE client_id = ?1 AND seq = ?2",
+                )?
+                .execute(params![client_id, *seq as i64, *packet_id as i64])?;
+            }
             BrokerOp::Ack { client_id, seq } => {
                 tx.prepare_cached("DELETE FROM session_messages WHERE client_id = ?1 AND seq = ?2")?
                     .execute(params![client_id, *seq as i64])?;

@@ -137,6 +137,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX policy_targets_by_target ON policy_targets(target);
     "#,
+    // 5: device shadows ('' is the classic, unnamed shadow). A deleted shadow
+    // stays as a tombstone so its version numbering can continue.
+    r#"
+    CREATE TABLE shadows (
+        thing_name TEXT NOT NULL,
+        shadow_name TEXT NOT NULL,
+        document TEXT NOT NULL,
+        deleted INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (thing_name, shadow_name)
+    );
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

@@ -11,6 +11,7 @@ mod groups;
 mod migrations;
 mod policy;
 mod registry;
+mod shadow;
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -30,13 +30,17 @@ pub struct ApiState {
     pub groups: Arc<crate::groups::Groups>,
 }
 
-/// The whole management API, authentication included.
-pub fn router(state: ApiState) -> Router {
+/// The whole management API, authentication included: the AWS IoT control
+/// plane and, for administrators, the IoT Data plane (`boto3.client("iot-data")`).
+pub fn router(state: ApiState, data: crate::dataplane::DataState) -> Router {
+    let data_routes =
+        crate::dataplane::routes().layer(axum::Extension(crate::dataplane::Caller::Admin)).with_state(data);
     let authed = iot::routes()
         .merge(ca::routes())
         .merge(policy::routes())
         .merge(groups::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(data_routes)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4));
     Router::new().route("/health", axum::routing::get(|| async { "ok\n" })).merge(authed)
 }
