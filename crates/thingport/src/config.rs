@@ -25,6 +25,45 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub storage: Storage,
     pub tls: TlsConfig,
+    pub shadow: ShadowConfig,
+}
+
+/// Device shadow limits (AWS IoT's values by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// Largest state document (desired + reported, metadata excluded).
+    pub max_state_bytes: usize,
+    /// Deepest nesting inside desired or reported.
+    pub max_depth: usize,
+    /// Longest clientToken.
+    pub max_client_token_bytes: usize,
+    /// Seconds after a delete during which a re-created shadow continues its version numbering.
+    pub version_retention_secs: i64,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        let l = shadow::Limits::default();
+        ShadowConfig {
+            max_state_bytes: l.max_state_bytes,
+            max_depth: l.max_depth,
+            max_client_token_bytes: l.max_client_token,
+            version_retention_secs: l.version_retention_secs,
+        }
+    }
+}
+
+impl ShadowConfig {
+    pub fn to_limits(&self) -> shadow::Limits {
+        shadow::Limits {
+            max_state_bytes: self.max_state_bytes,
+            max_depth: self.max_depth,
+            max_client_token: self.max_client_token_bytes,
+            version_retention_secs: self.version_retention_secs,
+            ..shadow::Limits::default()
+        }
+    }
 }
 
 /// Server certificate: issued by Thingport's CA unless the operator supplies one.
@@ -102,6 +141,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             storage: Storage::default(),
             tls: TlsConfig::default(),
+            shadow: ShadowConfig::default(),
         }
     }
 }

@@ -142,7 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Box::new(crate::policies::SharedAuthorizer(authorizer.clone())),
         db.clone(),
     )?;
-    let shadows = crate::shadows::Shadows::new(db.clone(), shadow::Limits::default());
+    let shadows = crate::shadows::Shadows::new(db.clone(), config.shadow.to_limits());
     shadows.attach(&broker);
     let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };
     registry.set_broker(&broker);
