@@ -4,9 +4,9 @@ parsing its JSON output, with real devices (mosquitto_pub) using what it made.""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -26,11 +26,9 @@ def find_aws() -> list[str] | None:
     venv_aws = Path(sys.executable).parent / "aws"
     if venv_aws.is_file() and os.access(venv_aws, os.X_OK):
         return [str(venv_aws)]
-    try:
-        import awscli  # noqa: F401
+    if importlib.util.find_spec("awscli") is not None:
         return [sys.executable, "-m", "awscli"]
-    except ImportError:
-        return None
+    return None
 
 
 AWS = find_aws()
