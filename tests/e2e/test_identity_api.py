@@ -349,8 +349,6 @@ def test_thing_principal_attachments(iot):
     iot.delete_certificate(certificateId=r["certificateId"])
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: DeleteCertificate succeeds while a policy is attached "
-                                        "(AWS: DeleteConflictException); the attachment is left behind")
 def test_delete_certificate_refused_while_policy_attached(server, iot, allow_all):
     r = iot.create_keys_and_certificate(setAsActive=False)
     iot.attach_policy(policyName=allow_all, target=r["certificateArn"])
@@ -368,18 +366,13 @@ def test_delete_certificate_refused_while_policy_attached(server, iot, allow_all
                 pass
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a deleted certificate's policy attachments survive it, so "
-                                        "the same certificate registered again regains its old policies "
-                                        "and connects although no policy was attached to it")
 def test_deleted_certificate_leaves_no_policy_attachment(server, iot, allow_all, paho, tmp_path):
     ca, cert, key = make_foreign_ca_device(tmp_path / "reborn", cn="reborn")
     pem = cert.read_text()
     r = iot.register_certificate_without_ca(certificatePem=pem, status="INACTIVE")
     iot.attach_policy(policyName=allow_all, target=r["certificateArn"])
-    try:
-        iot.delete_certificate(certificateId=r["certificateId"])
-    except ClientError:
-        pytest.fail("precondition: DeleteCertificate with a policy attached was refused (bug fixed?)")
+    # forceDelete detaches its policies; nothing of them may survive the certificate.
+    iot.delete_certificate(certificateId=r["certificateId"], forceDelete=True)
     # Registered again, as ACTIVE, with no policy attached by anyone:
     r2 = iot.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
     assert r2["certificateId"] == r["certificateId"]
@@ -392,9 +385,8 @@ def test_deleted_certificate_leaves_no_policy_attachment(server, iot, allow_all,
         assert iot.list_attached_policies(target=r2["certificateArn"])["policies"] == []
         assert r2["certificateArn"] not in iot.list_targets_for_policy(policyName=allow_all)["targets"]
     finally:
-        iot.detach_policy(policyName=allow_all, target=r2["certificateArn"])
         iot.update_certificate(certificateId=r2["certificateId"], newStatus="INACTIVE")
-        iot.delete_certificate(certificateId=r2["certificateId"])
+        iot.delete_certificate(certificateId=r2["certificateId"], forceDelete=True)
 
 
 # ---------------------------------------------------------------------------
@@ -529,9 +521,6 @@ def test_just_in_time_registration(server, iot, allow_all, paho, tmp_path, watch
     assert listed_status(iot, dev2.cert_id) is None
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: RegisterCertificate ignores setAsActive (a query-string "
-                                        "parameter in the AWS model, read from the JSON body by the server): "
-                                        "the certificate is registered INACTIVE")
 def test_register_certificate_set_as_active(server, iot, tmp_path):
     _, ca, ca_key = register_ca(iot, tmp_path, "SetAsActive Fleet CA", auto=False)
     dev = ca_device(tmp_path, ca, ca_key, "set-as-active", server)
@@ -608,8 +597,6 @@ def test_register_certificate_and_ca_deactivation(server, iot, allow_all, paho, 
     assert_connects(paho, server, named, unique("ca-on")).disconnect()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: ListCACertificates ignores pageSize/marker and returns "
-                                        "every CA in one page without nextMarker")
 def test_list_ca_certificates_paginates(iot, tmp_path):
     for i in range(3):
         register_ca(iot, tmp_path / f"ca{i}", f"Paged CA {i}", auto=False)
@@ -664,8 +651,6 @@ def test_thing_errors(iot):
     iot.delete_certificate(certificateId=r["certificateId"])
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: DeleteThing ignores expectedVersion (AWS: "
-                                        "VersionConflictException); the thing is deleted")
 def test_delete_thing_with_wrong_expected_version(iot):
     name = unique("ver")
     iot.create_thing(thingName=name)
@@ -680,9 +665,6 @@ def test_delete_thing_with_wrong_expected_version(iot):
             pass
 
 
-@pytest.mark.xfail(strict=True, reason="AWS compatibility bug: DeleteThing of a thing that does not exist "
-                                        "answers 404 ResourceNotFoundException; AWS documents success "
-                                        "(idempotent delete)")
 def test_delete_unknown_thing_succeeds(iot):
     iot.delete_thing(thingName=unique("never-existed"))
 
@@ -693,12 +675,7 @@ def test_delete_unknown_thing_succeeds(iot):
     pytest.param("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", id="junk-body"),
     pytest.param("-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n", id="not-base64"),
 ])
-def test_malformed_pem_refused(iot, register, pem, request):
-    if register == "register_certificate" and request.node.callspec.id.startswith("junk-body"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="server bug: RegisterCertificate answers a syntactically valid PEM with an "
-                                "undecodable body with 'no registered CA signed this certificate' instead "
-                                "of saying the certificate is malformed"))
+def test_malformed_pem_refused(iot, register, pem):
     code, status, msg = api_error(getattr(iot, register), certificatePem=pem, status="ACTIVE")
     assert (code, status) == ("CertificateValidationException", 400), (code, status, msg)
     assert "certificatePem" in msg, msg

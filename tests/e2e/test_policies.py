@@ -367,9 +367,6 @@ def test_thing_group_policy(server, iot, paho):
     assert iot.get_effective_policies(principal=cert_arn(dev), thingName=dev.name)["effectivePolicies"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: DeleteThingGroup leaves the group's policy attachments "
-                                        "behind (ListTargetsForPolicy still lists the deleted group), so a new "
-                                        "group of the same name silently inherits them and its members connect")
 def test_deleted_thing_group_leaves_no_policy_behind(server, iot, paho):
     group = unique("short-lived")
     arn = iot.create_thing_group(thingGroupName=group)["thingGroupArn"]
@@ -782,9 +779,6 @@ def test_document_size_counts_no_whitespace(iot):
     assert iot.get_policy(policyName=name)["policyDocument"] == roomy
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: ListAttachedPolicies(recursive=True) lists a policy twice "
-                                        "when it is attached to a group and to a non-adjacent ancestor "
-                                        "(Vec::dedup only drops consecutive duplicates)")
 def test_list_attached_policies_recursive_lists_each_policy_once(iot):
     g1, g2, g3 = unique("rec1"), unique("rec2"), unique("rec3")
     arns = [iot.create_thing_group(thingGroupName=g1)["thingGroupArn"]]
@@ -798,8 +792,6 @@ def test_list_attached_policies_recursive_lists_each_policy_once(iot):
     assert sorted(names) == sorted([p1, p2])
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: ListPolicies and ListTargetsForPolicy ignore "
-                                        "pageSize/marker and return everything in one page without nextMarker")
 @pytest.mark.parametrize("listing", ["list_policies", "list_targets_for_policy"])
 def test_policy_listings_paginate(server, iot, listing):
     target_policy = make_policy(iot, CONNECT_ANY)

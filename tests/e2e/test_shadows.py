@@ -429,6 +429,8 @@ def _rejections():
         ("conflict", {"state": {"desired": {"a": 1}}, "version": 99}, 409, "Version conflict", True),
         ("too-large", {"state": {"desired": {"big": "x" * 8200}}}, 413,
          "The payload exceeds the maximum size allowed", True),
+        ("not-utf8", b'{"state":{"reported":{"a":"\xff"}},"clientToken":"t"}', 415,
+         "Unsupported documented encoding; supported encoding is UTF-8", False),
     ]
 
 
@@ -470,7 +472,7 @@ def test_update_rejected_over_https_and_iot_data(server, anydev, data, case, bod
         data.update_thing_shadow(thingName=thing, payload=raw)
     assert status_of(ei.value)[0] == code
     expect_type = {400: "InvalidRequestException", 409: "ConflictException",
-                   413: "RequestEntityTooLargeException"}[code]
+                   413: "RequestEntityTooLargeException", 415: "UnsupportedDocumentEncodingException"}[code]
     assert status_of(ei.value)[1] == expect_type
     assert payload_of(data.get_thing_shadow(thingName=thing))["version"] == 1
 
@@ -811,18 +813,45 @@ def test_default_policy_confines_a_device_to_its_own_shadow(server, paho, data):
     assert (g["version"], g["state"]) == (1, {"reported": {"secret": 42}})
 
 
-def test_a_subscriber_to_another_things_shadow_receives_nothing(server, paho, data):
-    """A device allowed to subscribe to `$aws/things/+/shadow/#` but whose
-    policy only allows receiving its own thing's topics sees only its own."""
-    me = server.provision(unique("peeker"), policy=DEFAULT)
-    p = paho(server, me, client_id=me.name, version=5)
-    p.connect()
-    assert p.subscribe(f"$aws/things/{me.name}/shadow/update/accepted", qos=1) == [1]
+@pytest.mark.xfail(strict=True, reason=(
+    "server bug: ThingportDefaultDevicePolicy lets a device use its own *named* shadows over MQTT "
+    "($aws/things/NAME/shadow/*) but not over HTTPS: GetThingShadow/UpdateThingShadow/DeleteThingShadow "
+    "on a named shadow is checked against arn:...:thing/NAME/SHADOW (AWS's ARN), which the policy's "
+    "thing/${iot:Connection.Thing.ThingName} resource does not cover -> 403"))
+def test_default_policy_allows_own_named_shadow_over_https(server):
+    me = server.provision(unique("named-owner"), policy=DEFAULT)
+    status, doc = https(server, me, "POST", f"/things/{me.name}/shadow?name=cfg", b'{"state":{"reported":{"a":1}}}')
+    assert status == 200, doc
+    assert https(server, me, "GET", f"/things/{me.name}/shadow?name=cfg")[0] == 200
+
+
+def test_wildcard_subscriber_receives_only_its_own_things_shadow(server, anydev, paho, tmp_path):
+    """A device allowed to subscribe to `$aws/things/+/shadow/#` but to
+    receive only its own thing's topics (iot:Receive) sees only its own
+    shadow's responses."""
+    policy = unique("shadow-watch")
+    doc = tmp_path / "watch.json"
+    doc.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:*:*:topicfilter/$aws/things/*"},
+        {"Effect": "Allow", "Action": "iot:Receive",
+         "Resource": "arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"},
+    ]}))
+    server.cli("policies", "create", policy, str(doc))
+    me = server.provision(unique("watcher"), policy=policy)
+    w = paho(server, me, client_id=me.name, version=5)
+    w.connect()
+    assert w.subscribe("$aws/things/+/shadow/#", qos=1) == [1]
+
     other = unique("private")
-    data.update_thing_shadow(thingName=other, payload=b'{"state":{"reported":{"x":1}}}')
-    data.update_thing_shadow(thingName=me.name, payload=b'{"state":{"reported":{"x":1}}}')
-    # iot-data updates publish no /accepted (only MQTT requests get one).
-    p.expect_none()
+    actor = shadow_client(paho, server, anydev, other)
+    assert actor.request("update", {"state": {"desired": {"x": 1}}, "clientToken": "o"})[0] == "accepted"
+    mine = ShadowDevice(actor.p, me.name).subscribe()
+    assert mine.request("update", {"state": {"desired": {"y": 1}}, "clientToken": "m"})[0] == "accepted"
+    got = [w.expect(), w.expect(), w.expect(), w.expect()]
+    assert sorted(m.topic for m in got) == sorted(f"$aws/things/{me.name}/shadow/{s}" for s in
+                                                  ("update", "update/accepted", "update/documents", "update/delta"))
+    w.expect_none()
 
 
 def test_iot_data_with_a_wrong_secret_is_refused(server, data):
@@ -965,6 +994,24 @@ def test_iot_data_retained_messages(server, anydev, paho, data):
     assert f"{base}/a" not in {t["topic"] for t in data.list_retained_messages()["retainedTopics"]}
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "server bug: ListRetainedMessages ignores maxResults/nextToken (AWS: 1-200, default 50) and always "
+    "returns every retained topic in one page"))
+def test_iot_data_list_retained_messages_pages(server, data):
+    base = unique("pages")
+    for i in range(5):
+        data.publish(topic=f"{base}/{i}", qos=0, retain=True, payload=b"x")
+    r = data.list_retained_messages(maxResults=2)
+    assert len(r["retainedTopics"]) == 2, len(r["retainedTopics"])
+    seen = [t["topic"] for t in r["retainedTopics"]]
+    while r.get("nextToken"):
+        r = data.list_retained_messages(maxResults=2, nextToken=r["nextToken"])
+        assert len(r["retainedTopics"]) <= 2
+        seen += [t["topic"] for t in r["retainedTopics"]]
+    assert {f"{base}/{i}" for i in range(5)} <= set(seen)
+    assert len(seen) == len(set(seen))
+
+
 def test_iot_data_publish_to_a_shadow_topic_is_a_shadow_request(server, anydev, paho, data):
     """As on AWS IoT, a data-plane Publish to `.../shadow/update` is a shadow
     update: the thing's subscribers get /accepted."""
@@ -978,3 +1025,137 @@ def test_iot_data_publish_to_a_shadow_topic_is_a_shadow_request(server, anydev, 
     with pytest.raises(ClientError) as ei:
         data.publish(topic=f"$aws/things/{thing}/shadow/update/accepted", qos=1, payload=b"{}")
     assert status_of(ei.value)[0] == 403
+
+
+# ---------------------------------------------------------------------------
+# randomized: the server against a small model of AWS's documented rules
+# ---------------------------------------------------------------------------
+
+def _model_merge(state: dict, patch: dict) -> None:
+    for k, v in patch.items():
+        if v is None:
+            state.pop(k, None)
+        elif isinstance(v, dict):
+            if isinstance(state.get(k), dict):
+                _model_merge(state[k], v)
+                if not state[k]:
+                    del state[k]
+            else:
+                p = _model_prune(v)
+                if p:
+                    state[k] = p
+        else:
+            state[k] = v
+
+
+def _model_prune(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            v = _model_prune(v)
+            if not v:
+                continue
+        out[k] = v
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _model_delta(desired: dict, reported: dict | None) -> dict:
+    out = {}
+    for k, want in desired.items():
+        have = (reported or {}).get(k, _MISSING)
+        if have is _MISSING:
+            out[k] = want
+        elif isinstance(want, dict) and isinstance(have, dict):
+            sub = _model_delta(want, have)
+            if sub:
+                out[k] = sub
+        elif not _same(want, have):
+            out[k] = want
+    return out
+
+
+_MISSING = object()
+
+
+def _mirrors(state, meta) -> bool:
+    if isinstance(state, dict):
+        return isinstance(meta, dict) and state.keys() == meta.keys() and all(_mirrors(state[k], meta[k]) for k in state)
+    if isinstance(state, list):
+        return isinstance(meta, list) and len(state) == len(meta) and all(_mirrors(s, m) for s, m in zip(state, meta))
+    return isinstance(meta, dict) and list(meta) == ["timestamp"] and isinstance(meta["timestamp"], int)
+
+
+def test_random_updates_follow_the_documented_rules(server, anydev, data):
+    import random
+
+    rnd = random.Random(20261122)
+    keys = ["a", "b", "c", "ключ", "k y"]
+
+    def scalar():
+        return rnd.choice([rnd.randint(-5, 5), rnd.choice([0.5, 2.0, -1.25]), rnd.choice(["x", "y", ""]),
+                           rnd.choice([True, False])])
+
+    def value(depth):
+        r = rnd.random()
+        if r < 0.15:
+            return None
+        if r < 0.3:
+            return [scalar() for _ in range(rnd.randint(0, 3))]
+        if r < 0.55 and depth < 3:
+            return {rnd.choice(keys): value(depth + 1) for _ in range(rnd.randint(0, 3))}
+        return scalar()
+
+    thing = unique("random")
+    model = {"desired": {}, "reported": {}}
+    version = 0
+    for step in range(120):
+        r = rnd.random()
+        if r < 0.03:
+            state = None
+        else:
+            state = {}
+            for section in ("desired", "reported"):
+                if rnd.random() < 0.6:
+                    state[section] = None if rnd.random() < 0.07 else \
+                        {rnd.choice(keys): value(1) for _ in range(rnd.randint(1, 3))}
+        body = json.dumps({"state": state})
+        if step % 2:
+            status, doc = https(server, anydev, "POST", f"/things/{thing}/shadow", body)
+            assert status == 200, (step, body, doc)
+        else:
+            payload_of(data.update_thing_shadow(thingName=thing, payload=body))
+        version += 1
+        if state is None:
+            model = {"desired": {}, "reported": {}}
+        else:
+            for section in ("desired", "reported"):
+                if section in state:
+                    if state[section] is None:
+                        model[section] = {}
+                    else:
+                        _model_merge(model[section], state[section])
+        g = payload_of(data.get_thing_shadow(thingName=thing))
+        where = f"step {step}: after {body}"
+        assert g["version"] == version, where
+        st, md = g["state"], g["metadata"]
+        for section in ("desired", "reported"):
+            assert _same(st.get(section, {}), model[section]), (where, section, st.get(section), model[section])
+            assert (section in st) == bool(model[section]), (where, section)
+            assert _mirrors(st.get(section, {}), md.get(section, {})), (where, section, md)
+        want_delta = _model_delta(model["desired"], model["reported"])
+        assert _same(st.get("delta", {}), want_delta), (where, st.get("delta"), want_delta)
+        assert ("delta" in st) == bool(want_delta), where

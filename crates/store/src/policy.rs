@@ -55,6 +55,8 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// Detach; `NotFound` if it was not attached.
     fn detach_policy(&self, name: &str, target: &str) -> crate::Result<()>;
     fn policy_targets(&self, name: &str) -> crate::Result<Vec<String>>;
+    /// Remove every attachment to `target` (the target was deleted).
+    fn forget_target(&self, target: &str) -> crate::Result<()>;
     /// Names of the policies attached to `target`.
     fn target_policies(&self, target: &str) -> crate::Result<Vec<String>>;
 }

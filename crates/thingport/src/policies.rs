@@ -275,6 +275,14 @@ impl Policies {
         Ok(())
     }
 
+    /// The target was deleted: drop its attachments.
+    pub fn forget_target(&self, target: &str) -> Result<(), ApiError> {
+        let key = self.target_key(target)?;
+        self.store.forget_target(&key)?;
+        self.invalidate();
+        Ok(())
+    }
+
     pub fn targets(&self, name: &str) -> Result<Vec<String>, ApiError> {
         self.get(name)?;
         Ok(self.store.policy_targets(name)?.iter().map(|k| self.target_arn(k)).collect())
@@ -292,6 +300,7 @@ impl Policies {
                 }
             }
         }
+        names.sort();
         names.dedup();
         Ok(names)
     }

@@ -303,6 +303,26 @@ impl Registry {
     }
 
     /// AWS DeleteCertificate: only when not ACTIVE and attached to no thing.
+    /// Why a certificate cannot be deleted now (ACTIVE, or attached to a thing).
+    pub fn check_deletable(&self, id: &str) -> Result<(), ApiError> {
+        let cert = self.get_certificate(id)?;
+        if cert.status == CertificateStatus::Active {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "CertificateStateException",
+                format!("certificate {id} is ACTIVE; deactivate it first"),
+            ));
+        }
+        if !self.store.principal_things(id)?.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "DeleteConflictException",
+                format!("certificate {id} is attached to a thing; detach it first"),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn delete_certificate(&self, id: &str) -> Result<(), ApiError> {
         let cert = self.get_certificate(id)?;
         if cert.status == CertificateStatus::Active {
@@ -522,7 +542,7 @@ impl Registry {
         ca_pem: Option<&str>,
         status: CertificateStatus,
     ) -> Result<CertificateRecord, ApiError> {
-        let der = pki::pem_to_der(pem).map_err(|e| {
+        let der = pki::pem_to_der(pem).and_then(|d| pki::parse_certificate(&d).map(|_| d)).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", format!("certificatePem: {e}"))
         })?;
         let ca_id = match ca_pem {

@@ -161,6 +161,11 @@ impl PolicyStore for SqliteStore {
         Ok(v)
     }
 
+    fn forget_target(&self, target: &str) -> Result<()> {
+        self.conn.lock().execute("DELETE FROM policy_targets WHERE target = ?1", params![target])?;
+        Ok(())
+    }
+
     fn target_policies(&self, target: &str) -> Result<Vec<String>> {
         let conn = self.conn.lock();
         let v = conn

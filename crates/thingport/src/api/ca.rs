@@ -80,10 +80,10 @@ fn ca_status(active: bool) -> &'static str {
     }
 }
 
-async fn list_cas(State(s): State<ApiState>) -> ApiResult {
-    let list: Vec<Value> = s
-        .registry
-        .list_cas()
+async fn list_cas(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let all = s.registry.list_cas();
+    let (items, next) = super::page_by_marker(&all, &q)?;
+    let list: Vec<Value> = items
         .iter()
         .map(|c| {
             json!({
@@ -94,7 +94,11 @@ async fn list_cas(State(s): State<ApiState>) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(json!({ "certificates": list })))
+    let mut v = json!({ "certificates": list });
+    if let Some(n) = next {
+        v["nextMarker"] = json!(n);
+    }
+    Ok(Json(v))
 }
 
 async fn describe_ca(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
@@ -178,8 +182,16 @@ fn registration_status(b: &RegisterCertBody) -> Result<CertificateStatus, ApiErr
     }
 }
 
-async fn register_certificate(State(s): State<ApiState>, body: Bytes) -> ApiResult {
-    let b: RegisterCertBody = parse(&body)?;
+async fn register_certificate(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult {
+    let mut b: RegisterCertBody = parse(&body)?;
+    // botocore sends setAsActive in the query string.
+    if flag(&q, "setAsActive") {
+        b.set_as_active = Some(true);
+    }
     let status = registration_status(&b)?;
     let rec = s.registry.register_certificate(&b.certificate_pem, b.ca_certificate_pem.as_deref(), status)?;
     Ok(Json(json!({ "certificateArn": s.registry.cert_arn(&rec.id), "certificateId": rec.id })))

@@ -353,6 +353,8 @@ async fn delete_thing_group(
         None => None,
     };
     s.groups.delete_group(&name, expected)?;
+    // Its policy attachments go with it (a new group of the same name starts bare).
+    s.policies.forget_target(&s.groups.group_arn(&name))?;
     Ok(Json(json!({})))
 }
 

@@ -128,8 +128,28 @@ async fn list_things(State(s): State<ApiState>, Query(q): Query<HashMap<String, 
     Ok(Json(v))
 }
 
-async fn delete_thing(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult {
-    let t = s.registry.get_thing(&name)?;
+/// AWS DeleteThing: deleting a thing that does not exist succeeds; a wrong
+/// `expectedVersion` is a 409 VersionConflictException.
+async fn delete_thing(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let t = match s.registry.get_thing(&name) {
+        Ok(t) => t,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(Json(json!({}))),
+        Err(e) => return Err(e),
+    };
+    if let Some(v) = q.get("expectedVersion") {
+        let v: i64 = v.parse().map_err(|_| ApiError::invalid(format!("expectedVersion {v:?} is not a number")))?;
+        if v != t.version {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "VersionConflictException",
+                format!("thing {name} is at version {}, not {v}", t.version),
+            ));
+        }
+    }
     s.registry.delete_thing(&name)?;
     super::groups::thing_event(&s, "DELETED", &t);
     Ok(Json(json!({})))
@@ -314,8 +334,25 @@ async fn update_certificate(
     Ok(StatusCode::OK)
 }
 
-async fn delete_certificate(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+/// AWS DeleteCertificate: refused while policies are attached, unless
+/// `forceDelete=true`, which detaches them.
+async fn delete_certificate(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let force = q.get("forceDelete").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    s.registry.check_deletable(&id)?;
+    let policies = s.policies.attached(&id, false)?;
+    if !policies.is_empty() && !force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "DeleteConflictException",
+            format!("certificate {id} has policies attached ({}); detach them first", policies.join(", ")),
+        ));
+    }
     s.registry.delete_certificate(&id)?;
+    s.policies.forget_target(&id)?;
     Ok(StatusCode::OK)
 }
 

@@ -44,3 +44,22 @@ pub fn router(state: ApiState, data: crate::dataplane::DataState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4));
     Router::new().route("/health", axum::routing::get(|| async { "ok\n" })).merge(authed)
 }
+
+/// AWS-style `pageSize` / `marker` pagination over an in-memory list: the
+/// marker is the offset of the next page.
+pub fn page_by_marker<T: Clone>(
+    items: &[T],
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(Vec<T>, Option<String>), error::ApiError> {
+    let start: usize = match q.get("marker").filter(|m| !m.is_empty()) {
+        Some(m) => m.parse().map_err(|_| error::ApiError::invalid("invalid marker"))?,
+        None => 0,
+    };
+    let size = match q.get("pageSize") {
+        Some(p) => p.parse::<usize>().map_err(|_| error::ApiError::invalid("invalid pageSize"))?.clamp(1, 250),
+        None => 250,
+    };
+    let end = (start + size).min(items.len());
+    let page = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
+    Ok((page, (end < items.len()).then(|| end.to_string())))
+}

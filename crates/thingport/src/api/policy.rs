@@ -81,14 +81,19 @@ async fn get_policy(State(s): State<ApiState>, Path(name): Path<String>) -> ApiR
     Ok(Json(policy_json(&s, &s.policies.get(&name)?)))
 }
 
-async fn list_policies(State(s): State<ApiState>) -> ApiResult {
-    let list: Vec<Value> = s
-        .policies
-        .list()?
-        .iter()
-        .map(|p| json!({ "policyName": p.name, "policyArn": s.policies.policy_arn(&p.name) }))
-        .collect();
-    Ok(Json(json!({ "policies": list })))
+async fn list_policies(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let mut all = s.policies.list()?;
+    if q.get("isAscendingOrder").is_some_and(|v| v == "false") {
+        all.reverse();
+    }
+    let (items, next) = super::page_by_marker(&all, &q)?;
+    let list: Vec<Value> =
+        items.iter().map(|p| json!({ "policyName": p.name, "policyArn": s.policies.policy_arn(&p.name) })).collect();
+    let mut v = json!({ "policies": list });
+    if let Some(n) = next {
+        v["nextMarker"] = json!(n);
+    }
+    Ok(Json(v))
 }
 
 async fn delete_policy(State(s): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
@@ -207,8 +212,18 @@ async fn list_attached_policies(
     Ok(Json(json!({ "policies": list })))
 }
 
-async fn list_targets_for_policy(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult {
-    Ok(Json(json!({ "targets": s.policies.targets(&name)? })))
+async fn list_targets_for_policy(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let all = s.policies.targets(&name)?;
+    let (items, next) = super::page_by_marker(&all, &q)?;
+    let mut v = json!({ "targets": items });
+    if let Some(n) = next {
+        v["nextMarker"] = json!(n);
+    }
+    Ok(Json(v))
 }
 
 fn principal(headers: &HeaderMap) -> Result<String, ApiError> {

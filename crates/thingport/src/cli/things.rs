@@ -53,6 +53,8 @@ pub async fn describe(c: &ApiClient, name: &str) -> anyhow::Result<()> {
 }
 
 pub async fn delete(c: &ApiClient, name: &str) -> anyhow::Result<()> {
+    // DeleteThing succeeds for unknown things (as AWS); the CLI says so instead.
+    c.call("GET", &format!("/things/{name}"), "", &[], None).await?;
     c.call("DELETE", &format!("/things/{name}"), "", &[], None).await?;
     println!("deleted thing {name}");
     Ok(())
