@@ -243,3 +243,36 @@ async fn https_publish_with_curl_reaches_mqtt_subscribers() {
     let text = String::from_utf8_lossy(&curl(&dev, "https/room1").stdout).to_string();
     assert!(text.ends_with("403") && text.contains("INACTIVE"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_tcp_listener_is_opt_in_and_policed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let off = Server::start(&tmp.path().join("off"), 0);
+    assert!(off.mqtt_plain.is_none(), "the plain listener must be off by default");
+    drop(off);
+
+    let server = Server::start_with(&tmp.path().join("on"), 0, &["--mqtt-plain-listen", "127.0.0.1:0"]);
+    let addr = server.mqtt_plain.clone().expect("plain listener address");
+    assert!(server.log_text().contains("INSECURE"), "the insecure listener must be logged loudly");
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let plain = |id: &str| {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        AsyncClient::new(o, 10)
+    };
+    // Its clients are the configured principal, which has no policy yet: refused.
+    let (_c, mut ev) = plain("plain-1");
+    assert!(wait_for(&mut ev, 10, |p| matches!(p, Packet::ConnAck(_))).await.is_err());
+    // Attach a policy to that principal and it works, still policed.
+    server.ensure_allow_all();
+    server.cli(&["policies", "attach", common::ALLOW_ALL, "plain-tcp"]);
+    let (c, mut ev) = plain("plain-1");
+    wait_for(&mut ev, 10, |p| matches!(p, Packet::ConnAck(_))).await.unwrap();
+    c.subscribe("plain/#", QoS::AtLeastOnce).await.unwrap();
+    wait_for(&mut ev, 10, |p| matches!(p, Packet::SubAck(_))).await.unwrap();
+    c.publish("plain/x", QoS::AtLeastOnce, false, b"over tcp".to_vec()).await.unwrap();
+    let Packet::Publish(p) = wait_for(&mut ev, 10, |p| matches!(p, Packet::Publish(_))).await.unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(&p.payload[..], b"over tcp");
+}

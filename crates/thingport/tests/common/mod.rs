@@ -16,6 +16,8 @@ pub struct Server {
     pub mqtt_port: u16,
     pub api: String,
     pub https: String,
+    /// Plain-TCP MQTT address when enabled.
+    pub mqtt_plain: Option<String>,
     pub log: PathBuf,
 }
 
@@ -28,6 +30,12 @@ impl Server {
     // The child is owned by the returned Server, whose Drop waits for it.
     #[allow(clippy::zombie_processes)]
     pub fn start(data_dir: &Path, mqtt_port: u16) -> Server {
+        Self::start_with(data_dir, mqtt_port, &[])
+    }
+
+    /// Start with extra `serve` arguments.
+    #[allow(clippy::zombie_processes)]
+    pub fn start_with(data_dir: &Path, mqtt_port: u16, extra: &[&str]) -> Server {
         let endpoints = data_dir.join("endpoints.json");
         let _ = std::fs::remove_file(&endpoints);
         std::fs::create_dir_all(data_dir).unwrap();
@@ -40,6 +48,7 @@ impl Server {
             .arg(data_dir)
             .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}"), "--api-listen", "127.0.0.1:0"])
             .args(["--https-listen", "127.0.0.1:0"])
+            .args(extra)
             .env("THINGPORT_LOG", "info,broker=debug")
             .env_remove("THINGPORT_ADMIN_ACCESS_KEY_ID")
             .stdout(Stdio::null())
@@ -58,6 +67,7 @@ impl Server {
                         mqtt_port: port,
                         api: v["api"].as_str().unwrap().to_string(),
                         https: v["https"].as_str().unwrap().to_string(),
+                        mqtt_plain: v["mqtt_plain"].as_str().map(str::to_string),
                         log,
                     };
                 }
