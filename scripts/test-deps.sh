@@ -16,6 +16,7 @@ PIP_PACKAGES=(
   "cryptography==46.0.3"
   "boto3==1.44.5"
   "awscli==1.46.3"
+  "awsiotsdk==1.31.0"
 )
 
 say() { printf 'test-deps: %s\n' "$*"; }

@@ -2,13 +2,17 @@
 # Thingport vs Mosquitto: the same load generator (thingport-bench), the same
 # machine, the same mutual-TLS identities, in one run.
 #
-#   scripts/bench/run.sh            full run (about 7 minutes after the build)
+#   scripts/bench/run.sh            full run (7-8 minutes after the build; the broker
+#                                   logs in /tmp can reach a few GB while it runs)
 #   scripts/bench/run.sh --quick    smoke run (short scenarios, 1,000 connections)
 #
 # Environment overrides: DURATION (8s), WARMUP (2s), DRAIN (5s), CONNS (10000),
 # CONNECT_RATE (500), HOLD (10s), HS_TIME (10), OUT_DIR, KEEP_TMP=1,
 # SKIP_BUILD=1 (use the binaries already in the cargo target directory;
-# CARGO_TARGET_DIR is honoured).
+# CARGO_TARGET_DIR is honoured), THINGPORT_COMMIT (label when not in a git
+# checkout), MQ_EXTRA_CONF (extra mosquitto.conf lines, e.g.
+# "set_tcp_nodelay true"), QUIET_CORES (0.3) / QUIET_WAIT (60): before each
+# run, wait up to QUIET_WAIT seconds for at most QUIET_CORES busy cores.
 #
 # It installs mosquitto and openssl if missing, builds the release binaries,
 # starts Thingport on 127.0.0.1:28883 and a private Mosquitto 2 on
@@ -26,6 +30,8 @@ CONNS=${CONNS:-10000}
 CONNECT_RATE=${CONNECT_RATE:-500}
 HOLD=${HOLD:-10s}
 HS_TIME=${HS_TIME:-10}
+QUIET_CORES=${QUIET_CORES:-0.3}
+QUIET_WAIT=${QUIET_WAIT:-60}
 if [[ "${1:-}" == "--quick" ]]; then
   DURATION=2s WARMUP=1s DRAIN=2s CONNS=1000 HOLD=2s HS_TIME=2
 fi
@@ -154,6 +160,7 @@ keyfile $TMP/mq/server.key
 require_certificate true
 use_identity_as_username true
 allow_anonymous false
+${MQ_EXTRA_CONF:-}
 EOF
 log "starting Mosquitto on 127.0.0.1:$MQ_PORT"
 "$MOSQUITTO" -c "$TMP/mq/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
@@ -174,6 +181,34 @@ RESULTS=$OUT_DIR/results.jsonl
 # default device policy (client id NAME or NAME-*, topics NAME/…) allows them.
 TLS=(--tls --ca "$CA" --cert "$CERT" --key "$KEY" --client-id-prefix "$THING")
 
+# Busy cores of the whole machine over one second (from /proc/stat).
+busy_cores() {
+  local a b
+  a=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); d = y[2] - x[2]
+    if (d <= 0) { print "0.00"; exit }
+    printf "%.2f", (y[1] - x[1]) / d * n }'
+}
+
+# Wait (up to QUIET_WAIT seconds) until the machine is nearly idle: on a
+# shared machine, someone else's build would otherwise be measured too.
+wait_quiet() {
+  local waited=0 busy
+  while :; do
+    busy=$(busy_cores)
+    if awk -v b="$busy" -v q="$QUIET_CORES" 'BEGIN { exit !(b <= q) }'; then return 0; fi
+    if ((waited == 0)); then log "  waiting for the machine to be idle ($busy cores busy)"; fi
+    waited=$((waited + 1))
+    if ((waited >= QUIET_WAIT)); then
+      log "  still $busy cores busy after ${QUIET_WAIT}s; running anyway"
+      return 0
+    fi
+  done
+}
+
 broker_port() { [[ $1 == thingport ]] && echo "$TP_PORT" || echo "$MQ_PORT"; }
 broker_pid() { [[ $1 == thingport ]] && echo "$TP_PID" || echo "$MQ_PID"; }
 
@@ -185,6 +220,7 @@ run() {
   pid=$(broker_pid "$broker")
   port=$(broker_port "$broker")
   kill -0 "$pid" 2>/dev/null || die "$broker is no longer running (before: $scenario)"
+  wait_quiet
   log "$scenario — $broker"
   local out rc=0
   out=$("$BENCH" "$sub" --port "$port" --broker-pid "$pid" --json \

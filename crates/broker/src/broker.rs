@@ -21,7 +21,9 @@ use crate::tree::{Match, SubEntry, SubscriptionTree};
 
 /// Something that sees every routed message (the rules engine, metrics, …).
 pub trait MessageHook: Send + Sync + 'static {
-    fn on_message(&self, msg: &Arc<Message>);
+    /// Called for every routed message. Returns true when it submitted durable
+    /// work to the store, so the publisher's acknowledgement waits for it.
+    fn on_message(&self, msg: &Arc<Message>) -> bool;
 }
 
 /// Counters exposed as metrics.
@@ -40,6 +42,8 @@ pub struct Routed {
     pub matched: usize,
     /// Durable state changed: call [`Broker::sync`] before acknowledging.
     pub needs_sync: bool,
+    /// Some subscriber's queue is filling up: the publisher should slow down.
+    pub congested: bool,
 }
 
 pub struct Broker {
@@ -52,6 +56,8 @@ pub struct Broker {
     retained: RwLock<HashMap<Arc<str>, Arc<Message>>>,
     hooks: RwLock<Vec<Arc<dyn MessageHook>>>,
     next_conn_id: AtomicU64,
+    /// When the last "queue full" warning was logged (rate limit).
+    last_drop_warning_ms: AtomicU64,
     pub stats: Stats,
 }
 
@@ -83,6 +89,7 @@ impl Broker {
             // Connection ids grow across restarts too (lifecycle events'
             // versionNumber orders a client's connections by it).
             next_conn_id: AtomicU64::new((store::now_ms() / 1000) * 1_000_000 + 1),
+            last_drop_warning_ms: AtomicU64::new(0),
             stats: Stats::default(),
         });
         let now = store::now_ms();
@@ -229,14 +236,15 @@ impl Broker {
                 }
             }
             for (session, qos, retain, ids) in targets {
-                if let Some(durable) = self.enqueue(&session, &msg, qos, retain, ids) {
+                if let Some((durable, queued)) = self.enqueue(&session, &msg, qos, retain, ids) {
                     routed.matched += 1;
                     routed.needs_sync |= durable;
+                    routed.congested |= queued > self.limits.max_queued_messages / 4;
                 }
             }
         }
         for h in self.hooks.read().iter() {
-            h.on_message(&msg);
+            routed.needs_sync |= h.on_message(&msg);
         }
         routed
     }
@@ -268,7 +276,8 @@ impl Broker {
     }
 
     /// Queue a message for one session. None if dropped; otherwise whether a
-    /// durable write was made (the caller must sync before acknowledging).
+    /// durable write was made (the caller must sync before acknowledging) and
+    /// how many messages the session now has queued.
     pub(crate) fn enqueue(
         &self,
         session: &Session,
@@ -276,15 +285,24 @@ impl Broker {
         qos: QoS,
         retain: bool,
         subscription_ids: Vec<u32>,
-    ) -> Option<bool> {
+    ) -> Option<(bool, usize)> {
         let mut st = session.state.lock();
         let online = st.conn.is_some();
         if st.discarded || (!online && (qos == QoS::AtMostOnce || !st.durable())) {
             return None;
         }
         if st.queue.len() >= self.limits.max_queued_messages {
-            self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(client_id = %session.client_id, "session queue full; message dropped");
+            drop(st);
+            let dropped = self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // One line per second at most, with the running count.
+            let now = store::now_ms();
+            let last = self.last_drop_warning_ms.load(Ordering::Relaxed);
+            if now >= last + 1000
+                && self.last_drop_warning_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                tracing::warn!(client_id = %session.client_id, dropped_total = dropped,
+                    "session queue full (limits.max_queued_messages): messages dropped");
+            }
             return None;
         }
         let seq = if qos > QoS::AtMostOnce && st.durable() {
@@ -301,11 +319,12 @@ impl Broker {
             0
         };
         st.queue.push_back(Queued { msg: msg.clone(), qos, retain, subscription_ids, seq, dup: false });
+        let queued = st.queue.len();
         drop(st);
         if online {
             session.notify.notify_one();
         }
-        Some(seq != 0)
+        Some((seq != 0, queued))
     }
 
     /// Record that a persisted QoS 2 message was released (PUBREC received).

@@ -573,6 +573,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         drop(authz);
         let msg = Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
         let routed = self.broker.publish(msg);
+        if routed.congested {
+            // A subscriber is falling behind: slow this publisher down (TCP
+            // backpressure) rather than let queues overflow and drop messages.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         if routed.needs_sync && p.qos > QoS::AtMostOnce {
             if let Err(e) = self.broker.sync().await {
                 tracing::error!(error = %e, "could not persist message");
@@ -708,43 +713,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
 
     /// Write queued messages while the in-flight window allows.
     fn drain(&mut self) {
+        /// Messages taken from the queue per lock acquisition: publishers
+        /// queueing for this session wait at most this long for the lock.
+        const BATCH: usize = 256;
         let now = store::now_ms();
         let authz = self.broker.authorizer();
-        let mut st = self.session.state.lock();
         let mut sent = 0u64;
-        while let Some(front) = st.queue.front() {
-            if front.qos > QoS::AtMostOnce && st.inflight.len() >= self.max_inflight {
+        loop {
+            // Under the lock: take a batch, give QoS 1/2 ones packet ids and
+            // put them in flight. Policy checks and encoding happen outside.
+            let batch: Vec<(u16, crate::session::Queued)> = {
+                let mut st = self.session.state.lock();
+                let mut batch = Vec::with_capacity(BATCH.min(st.queue.len()));
+                while batch.len() < BATCH {
+                    let Some(front) = st.queue.front() else { break };
+                    if front.qos > QoS::AtMostOnce && st.inflight.len() >= self.max_inflight {
+                        break;
+                    }
+                    let Some(q) = st.queue.pop_front() else { break };
+                    let pid = if q.qos > QoS::AtMostOnce {
+                        let pid = st.alloc_packet_id();
+                        st.inflight.insert(pid, Inflight { queued: q.clone(), released: false });
+                        pid
+                    } else {
+                        0
+                    };
+                    batch.push((pid, q));
+                }
+                batch
+            };
+            let full = batch.len() == BATCH;
+            for (pid, q) in batch {
+                let refused = q.msg.is_expired(now) || !authz.receive(&self.ctx, &q.msg.topic);
+                let encoded = !refused && self.encode_delivery(&q, pid);
+                if encoded {
+                    sent += 1;
+                } else {
+                    // Not delivered (expired, refused by policy, too large for
+                    // the client): forget it as if it had been acknowledged.
+                    if pid != 0 {
+                        self.session.state.lock().inflight.remove(&pid);
+                    }
+                    self.broker.ack_seq(&self.session.client_id, q.seq);
+                }
+            }
+            if !full {
                 break;
             }
-            let Some(q) = st.queue.pop_front() else { break };
-            if q.msg.is_expired(now) || !authz.receive(&self.ctx, &q.msg.topic) {
-                self.broker.ack_seq(&self.session.client_id, q.seq);
-                continue;
-            }
-            let pid = if q.qos > QoS::AtMostOnce { st.alloc_packet_id() } else { 0 };
-            let Some(p) = self.build_publish(&q, pid, false) else {
-                continue;
-            };
-            let packet = Packet::Publish(p);
-            if mqtt::encoded_len(&packet, self.protocol) > self.client_max_packet {
-                // MQTT-3.1.2-25: too large for the client; discard as if delivered.
-                self.broker.ack_seq(&self.session.client_id, q.seq);
-                continue;
-            }
-            if let Err(e) = mqtt::encode(&packet, self.protocol, &mut self.wbuf) {
-                tracing::warn!(error = %e, "could not encode a delivery");
-                self.broker.ack_seq(&self.session.client_id, q.seq);
-                continue;
-            }
-            sent += 1;
-            if q.qos > QoS::AtMostOnce {
-                st.inflight.insert(pid, Inflight { queued: q, released: false });
-            }
         }
-        drop(st);
         if sent > 0 {
             self.broker.stats.messages_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Encode one delivery into the write buffer; false if it cannot be sent.
+    fn encode_delivery(&mut self, q: &crate::session::Queued, pid: u16) -> bool {
+        let Some(p) = self.build_publish(q, pid, false) else { return false };
+        let packet = Packet::Publish(p);
+        if mqtt::encoded_len(&packet, self.protocol) > self.client_max_packet {
+            // MQTT-3.1.2-25: too large for the client; discard as if delivered.
+            return false;
+        }
+        if let Err(e) = mqtt::encode(&packet, self.protocol, &mut self.wbuf) {
+            tracing::warn!(error = %e, "could not encode a delivery");
+            return false;
+        }
+        true
     }
 
     async fn finish(mut self, why: DisconnectReason, session_id: &str, version: u64) {

@@ -250,8 +250,8 @@ pub enum Expr {
 
 /// Words the parser never reads as a field name.
 pub(crate) const RESERVED: &[&str] = &[
-    "select", "from", "where", "as", "and", "or", "not", "case", "when", "then", "else", "end", "true", "false", "null",
-    "is", "in", "contains",
+    "select", "from", "where", "as", "and", "or", "not", "case", "when", "then", "else", "end", "true", "false",
+    "null", "is", "in", "contains",
 ];
 
 /// Whether `s` can be written as a bare identifier.

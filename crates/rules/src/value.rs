@@ -206,9 +206,9 @@ impl Value {
         match self {
             Value::String(s) => Some(serde_json::Value::String(s)),
             Value::Array(a) => Some(serde_json::Value::Array(a.into_iter().filter_map(Value::into_json).collect())),
-            Value::Object(o) => Some(serde_json::Value::Object(
-                o.into_iter().filter_map(|(k, v)| Some((k, v.into_json()?))).collect(),
-            )),
+            Value::Object(o) => {
+                Some(serde_json::Value::Object(o.into_iter().filter_map(|(k, v)| Some((k, v.into_json()?))).collect()))
+            }
             other => other.to_json(),
         }
     }
@@ -260,6 +260,15 @@ impl Value {
         match self.to_num()? {
             Num::Int(i) => Some(i),
             Num::Dec(f) => whole_f64(f.floor()),
+        }
+    }
+
+    /// Like [`Value::to_int_floor`], saturating at the `i64` range (for
+    /// indexes and counts that are clamped anyway).
+    pub(crate) fn to_int_saturating(&self) -> Option<i64> {
+        match self.to_num()? {
+            Num::Int(i) => Some(i),
+            Num::Dec(f) => Some(f.floor() as i64),
         }
     }
 

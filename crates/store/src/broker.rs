@@ -115,6 +115,15 @@ pub enum BrokerOp {
         client_id: String,
         seq: u64,
     },
+    /// A rule action still to run (at-least-once): `body` is the serialised job.
+    PutJob {
+        id: u64,
+        body: String,
+    },
+    /// The job ran (or was given up and handed to the error action).
+    DeleteJob {
+        id: u64,
+    },
     SetRetained(StoredMessage),
     ClearRetained {
         topic: String,

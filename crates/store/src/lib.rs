@@ -14,12 +14,14 @@ pub mod broker;
 pub mod memory;
 pub mod policy;
 pub mod registry;
+pub mod rules;
 pub mod shadow;
 pub mod sqlite;
 
 pub use broker::{BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription};
 pub use policy::{PolicyRecord, PolicyStore, PolicyVersionRecord};
 pub use registry::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
+pub use rules::{RuleRecord, RuleStore};
 pub use shadow::ShadowStore;
 
 /// Errors from any storage backend.

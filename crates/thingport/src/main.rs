@@ -10,6 +10,7 @@ mod device_https;
 mod groups;
 mod policies;
 mod registry;
+mod rules_engine;
 mod server;
 mod shadows;
 mod tls;
@@ -50,6 +51,12 @@ enum Command {
         #[arg(long)]
         no_policy: bool,
     },
+    /// Topic rules (SQL over every message, with actions).
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// The embedded table store the dynamoDB-style rule action writes to.
+    #[command(subcommand)]
+    Tables(TablesCmd),
     /// Authorization policies (AWS IoT policy documents).
     #[command(subcommand)]
     Policies(PoliciesCmd),
@@ -74,6 +81,47 @@ enum Command {
     /// Registry events ($aws/events/thing…), off by default.
     #[command(subcommand)]
     Events(cli::groups::EventsCmd),
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Create a rule from a topicRulePayload JSON file, or from --sql with --republish/--http.
+    Create {
+        name: String,
+        /// JSON file with a topicRulePayload (sql, actions, errorAction, …).
+        file: Option<PathBuf>,
+        #[arg(long)]
+        sql: Option<String>,
+        /// Republish the selected message to this topic (template).
+        #[arg(long)]
+        republish: Option<String>,
+        /// POST the selected message to this URL (template).
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// List rules with their counters.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a rule.
+    Get { name: String },
+    /// Enable a rule.
+    Enable { name: String },
+    /// Disable a rule.
+    Disable { name: String },
+    /// Delete a rule.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum TablesCmd {
+    /// Print a table's items (one JSON object a line).
+    Query {
+        table: String,
+        #[arg(long)]
+        hash_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +351,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
             let policy = (!no_policy).then_some(policy.as_str());
             cli::provision::run(&c, &name, &out, key_type, policy).await
+        }
+        Command::Rules(cmd) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            match cmd {
+                RulesCmd::Create { name, file, sql, republish, http } => {
+                    cli::rules::create(
+                        &c,
+                        &name,
+                        file.as_deref(),
+                        sql.as_deref(),
+                        republish.as_deref(),
+                        http.as_deref(),
+                    )
+                    .await
+                }
+                RulesCmd::List { json } => cli::rules::list(&c, json).await,
+                RulesCmd::Get { name } => cli::rules::get(&c, &name).await,
+                RulesCmd::Enable { name } => {
+                    cli::rules::simple(&c, "POST", &format!("/rules/{name}/enable"), &format!("enabled rule {name}"))
+                        .await
+                }
+                RulesCmd::Disable { name } => {
+                    cli::rules::simple(&c, "POST", &format!("/rules/{name}/disable"), &format!("disabled rule {name}"))
+                        .await
+                }
+                RulesCmd::Delete { name } => {
+                    cli::rules::simple(&c, "DELETE", &format!("/rules/{name}"), &format!("deleted rule {name}")).await
+                }
+            }
+        }
+        Command::Tables(TablesCmd::Query { table, hash_key }) => {
+            let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
+            cli::rules::query_table(&c, &table, hash_key.as_deref()).await
         }
         Command::Policies(cmd) => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;

@@ -144,6 +144,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     let shadows = crate::shadows::Shadows::new(db.clone(), config.shadow.to_limits());
     shadows.attach(&broker);
+    let rules = crate::rules_engine::RulesEngine::new(
+        db.clone(),
+        db.clone(),
+        config.region.clone(),
+        config.account_id.clone(),
+    )?;
+    rules.start(&broker, &shadows)?;
     let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };
     registry.set_broker(&broker);
 
@@ -177,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         credentials: Arc::new(vec![admin.clone()]),
         broker: broker.clone(),
         policies: policies.clone(),
+        rules: rules.clone(),
         mqtt_address: mqtt_addr.to_string(),
         server_identity: identity.clone(),
         groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,

@@ -166,15 +166,16 @@ fn internal(e: impl ToString) -> ShadowError {
 struct Hook(Weak<Shadows>);
 
 impl broker::broker::MessageHook for Hook {
-    fn on_message(&self, msg: &Arc<broker::Message>) {
+    fn on_message(&self, msg: &Arc<broker::Message>) -> bool {
         if !msg.topic.starts_with("$aws/things/") || msg.publisher.is_none() {
-            return; // not a request, or our own response
+            return false; // not a request, or our own response
         }
-        let Some(t) = shadow::parse_topic(&msg.topic) else { return };
+        let Some(t) = shadow::parse_topic(&msg.topic) else { return false };
         if let Some(s) = self.0.upgrade() {
             if let Some(tx) = s.worker.lock().as_ref() {
                 let _ = tx.send((t, msg.payload.clone()));
             }
         }
+        false
     }
 }

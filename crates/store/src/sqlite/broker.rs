@@ -70,6 +70,13 @@ pub fn apply_batch(conn: &mut Connection, ops: &[BrokerOp]) -> Result<()> {
                 tx.prepare_cached("DELETE FROM session_messages WHERE client_id = ?1 AND seq = ?2")?
                     .execute(params![client_id, *seq as i64])?;
             }
+            BrokerOp::PutJob { id, body } => {
+                tx.prepare_cached("INSERT OR REPLACE INTO rule_jobs (id, body) VALUES (?1, ?2)")?
+                    .execute(params![*id as i64, body])?;
+            }
+            BrokerOp::DeleteJob { id } => {
+                tx.prepare_cached("DELETE FROM rule_jobs WHERE id = ?1")?.execute(params![*id as i64])?;
+            }
             BrokerOp::SetRetained(m) => {
                 tx.prepare_cached("INSERT OR REPLACE INTO retained (topic, meta, payload) VALUES (?1, ?2, ?3)")?
                     .execute(params![m.topic, meta_json(m), m.payload])?;

@@ -149,6 +149,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (thing_name, shadow_name)
     );
     "#,
+    // 6: topic rules, the durable queue of rule actions still to run, and the
+    // embedded table store the `dynamoDB`-style action writes to.
+    r#"
+    CREATE TABLE topic_rules (
+        name TEXT PRIMARY KEY,
+        payload TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE rule_jobs (
+        id INTEGER PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE table_items (
+        table_name TEXT NOT NULL,
+        hash_key TEXT NOT NULL,
+        range_key TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (table_name, hash_key, range_key)
+    );
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

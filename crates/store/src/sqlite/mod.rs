@@ -11,6 +11,7 @@ mod groups;
 mod migrations;
 mod policy;
 mod registry;
+mod rules;
 mod shadow;
 
 use std::path::Path;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod groups;
 pub mod iot;
 pub mod policy;
+pub mod rules;
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub struct ApiState {
     pub broker: Arc<broker::Broker>,
     /// MQTT over TLS address devices should use (host:port).
     pub mqtt_address: String,
+    /// Topic rules.
+    pub rules: Arc<crate::rules_engine::RulesEngine>,
     /// Policies and their evaluation.
     pub policies: Arc<crate::policies::Policies>,
     /// The server certificate (rotation).
@@ -39,6 +42,7 @@ pub fn router(state: ApiState, data: crate::dataplane::DataState) -> Router {
         .merge(ca::routes())
         .merge(policy::routes())
         .merge(groups::routes())
+        .merge(rules::routes())
         .with_state(state.clone())
         .merge(data_routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4));

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod groups;
 pub mod policies;
 pub mod provision;
+pub mod rules;
 pub mod things;
 
 /// Print rows as an aligned table.
