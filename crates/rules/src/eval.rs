@@ -468,6 +468,9 @@ pub(crate) fn run(q: &Query, needs: bool, input: &Input<'_>, env: &dyn Env) -> O
             }
         }
     }
+    if let Some(d) = doc.as_mut() {
+        normalize_numbers(d);
+    }
     let only_star = star && entries.is_empty();
     if only_star {
         let value_form = matches!(q.select, Select::Value(_));
@@ -487,6 +490,21 @@ pub(crate) fn run(q: &Query, needs: bool, input: &Input<'_>, env: &dyn Env) -> O
         }
     }
     Some(Output::Json(serde_json::Value::Object(out)))
+}
+
+/// Rewrites whole floating-point numbers (`10.0`) as integers, as SQL
+/// version 2016-03-23 reads them.
+fn normalize_numbers(j: &mut serde_json::Value) {
+    match j {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(i) = n.as_f64().and_then(crate::value::whole_f64) {
+                *j = serde_json::Value::from(i);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(normalize_numbers),
+        serde_json::Value::Object(m) => m.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
 }
 
 /// Evaluates one expression against a message (substitution templates).

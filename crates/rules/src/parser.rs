@@ -165,7 +165,12 @@ impl<'s> Parser<'s> {
         self.expect_kw("SELECT")?;
         let select = if self.value_keyword_follows()? {
             self.bump()?;
-            Select::Value(self.parse_expr()?)
+            if self.peek()?.tok == Tok::Star {
+                self.bump()?;
+                Select::Value(Expr::Star)
+            } else {
+                Select::Value(self.parse_expr()?)
+            }
         } else {
             let mut items = vec![self.parse_item()?];
             while self.peek()?.tok == Tok::Comma {
@@ -219,6 +224,8 @@ impl<'s> Parser<'s> {
             Tok::LBracket => next.start > first.end,
             // `SELECT VALUE * FROM …` versus `SELECT value * 2 …`.
             Tok::Star => is_kw(self.peek_nth(2)?, "FROM"),
+            // `SELECT VALUE -2` versus `SELECT value - 2` and `value-2`.
+            Tok::Minus => next.start > first.end && self.peek_nth(2)?.start == next.end,
             _ => false,
         })
     }
