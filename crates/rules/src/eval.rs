@@ -468,7 +468,7 @@ pub(crate) fn run(q: &Query, needs: bool, input: &Input<'_>, env: &dyn Env) -> O
             }
         }
     }
-    if let Some(d) = doc.as_mut() {
+    if let Some(d) = doc.as_mut().filter(|_| star) {
         normalize_numbers(d);
     }
     let only_star = star && entries.is_empty();

@@ -317,7 +317,8 @@ fn data_type_conversions() {
     check_undefined("NOT 1");
     check_undefined("NOT null");
     // To string.
-    check("concat(1, 2.5, true, [1,'a'], {'k': null})", json!(r#"12.5true[1,"a"]{"k":null}"#));
+    check("concat(1, 2.5, true, {'k': null})", json!(r#"12.5true{"k":null}"#));
+    check("upper([1, 'a', 2.50])", json!(r#"[1,"A",2.5]"#));
     check_undefined("concat('a', null)");
     check("cast(1e-7 AS String)", json!("1e-7"));
 }

@@ -101,20 +101,16 @@ async fn seed_rules_filter_republish_and_table() {
     assert!(listed.contains("red_only") && listed.contains("things/thing-2/color"), "{listed}");
 }
 
-/// A tiny HTTP server recording request bodies; `up` false answers 503.
+/// A tiny HTTP server recording request bodies.
 struct TestHttp {
-    port: u16,
     bodies: Arc<Mutex<Vec<String>>>,
-    up: Arc<Mutex<bool>>,
 }
 
 impl TestHttp {
     fn start(port: u16) -> TestHttp {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let bodies = Arc::new(Mutex::new(Vec::new()));
-        let up = Arc::new(Mutex::new(true));
-        let (b, u) = (bodies.clone(), up.clone());
+        let b = bodies.clone();
         std::thread::spawn(move || {
             for s in listener.incoming() {
                 let Ok(mut s) = s else { continue };
@@ -155,7 +151,7 @@ impl TestHttp {
                 );
             }
         });
-        TestHttp { port, bodies, up }
+        TestHttp { bodies }
     }
 }
 
