@@ -139,16 +139,10 @@ impl TestHttp {
                         }
                     }
                 };
-                let ok = *u.lock().unwrap();
-                if ok {
-                    if let Some(body) = body {
-                        b.lock().unwrap().push(body);
-                    }
+                if let Some(body) = body {
+                    b.lock().unwrap().push(body);
                 }
-                let status = if ok { "200 OK" } else { "503 Service Unavailable" };
-                let _ = s.write_all(
-                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
-                );
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             }
         });
         TestHttp { bodies }
