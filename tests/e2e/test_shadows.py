@@ -813,11 +813,6 @@ def test_default_policy_confines_a_device_to_its_own_shadow(server, paho, data):
     assert (g["version"], g["state"]) == (1, {"reported": {"secret": 42}})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ThingportDefaultDevicePolicy lets a device use its own *named* shadows over MQTT "
-    "($aws/things/NAME/shadow/*) but not over HTTPS: GetThingShadow/UpdateThingShadow/DeleteThingShadow "
-    "on a named shadow is checked against arn:...:thing/NAME/SHADOW (AWS's ARN), which the policy's "
-    "thing/${iot:Connection.Thing.ThingName} resource does not cover -> 403"))
 def test_default_policy_allows_own_named_shadow_over_https(server):
     me = server.provision(unique("named-owner"), policy=DEFAULT)
     status, doc = https(server, me, "POST", f"/things/{me.name}/shadow?name=cfg", b'{"state":{"reported":{"a":1}}}')
@@ -954,11 +949,6 @@ def test_iot_data_publish_reaches_mqtt_subscribers(server, anydev, paho, data):
     assert sub.expect(topic).payload == b"zero"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: user properties given as a JSON *string* (the AWS CLI's documented "
-    "--user-properties '[{\"k\": \"v\"}]', boto3 userProperties=json.dumps([...])) are silently "
-    "dropped: botocore sends base64 of the JSON string literal and dataplane::publish only "
-    "parses a JSON array"))
 def test_iot_data_publish_user_properties_as_json_string(server, anydev, paho, data):
     topic = f"{unique('dp-up')}/x"
     sub = paho(server, anydev, version=5)
@@ -994,9 +984,6 @@ def test_iot_data_retained_messages(server, anydev, paho, data):
     assert f"{base}/a" not in {t["topic"] for t in data.list_retained_messages()["retainedTopics"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ListRetainedMessages ignores maxResults/nextToken (AWS: 1-200, default 50) and always "
-    "returns every retained topic in one page"))
 def test_iot_data_list_retained_messages_pages(server, data):
     base = unique("pages")
     for i in range(5):

@@ -563,6 +563,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         if !crate::reserved::may_publish(&topic) {
             return self.reject_publish(&p, reason::NOT_AUTHORIZED, "reserved topic: clients may not publish here");
         }
+        if p.retain && topic.starts_with('$') {
+            return self.reject_publish(
+                &p,
+                reason::NOT_AUTHORIZED,
+                "retained messages are not allowed on reserved topics",
+            );
+        }
         let authz = self.broker.authorizer();
         if !authz.publish(&self.ctx, &topic) {
             return self.reject_publish(&p, reason::NOT_AUTHORIZED, "not authorized to publish to this topic");

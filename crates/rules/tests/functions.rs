@@ -13,10 +13,10 @@ fn math_examples() {
     check_undefined("abs(true)");
     check_undefined("abs('x')");
     check_undefined("abs(null)");
-    check("acos(0)", json!(1.5707963267948966));
+    check("acos(0)", json!(std::f64::consts::FRAC_PI_2));
     check("asin(0)", json!(0));
     check("atan(0)", json!(0));
-    check("atan2(1, 0)", json!(1.5707963267948966));
+    check("atan2(1, 0)", json!(std::f64::consts::FRAC_PI_2));
     check_undefined("acos(2)");
     check("bitand(13, 5)", json!(5));
     check("bitor(8, 5)", json!(13));
@@ -261,7 +261,10 @@ fn get_thing_shadow_examples() {
 
 #[test]
 fn parse_time_examples() {
-    check("parse_time(\"yyyy.MM.dd G 'at' HH:mm:ss z\", 100000000, \"America/Belize\")", json!("1970.01.01 AD at 21:46:40 CST"));
+    check(
+        "parse_time(\"yyyy.MM.dd G 'at' HH:mm:ss z\", 100000000, \"America/Belize\")",
+        json!("1970.01.01 AD at 21:46:40 CST"),
+    );
     check("parse_time(\"yyyy.MM.dd G 'at' HH:mm:ss z\", 100000000)", json!("1970.01.02 AD at 03:46:40 UTC"));
     check("parse_time(\"yyyy\", timestamp(), \"UTC\")", json!("2016"));
     check("parse_time(\"yyyy-MM-dd'T'HH:mm:ss.SSSZ\", 1481825251155)", json!("2016-12-15T18:07:31.155+0000"));
@@ -294,4 +297,26 @@ fn time_to_epoch_examples() {
         "time_to_epoch(parse_time(\"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\", 1481825251155, 'Asia/Kolkata'), \"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\")",
         json!(1481825251155i64),
     );
+}
+
+#[test]
+fn extreme_arguments_are_undefined_not_panics() {
+    check_undefined("parse_time('yyyy-MM-dd HH:mm z', 9223372036854775807, 'America/New_York')");
+    check_undefined("parse_time('yyyy', -9223372036854775807 - 1)");
+    check_undefined("parse_time('yyyy', 1e300)");
+    check("parse_time('yyyy G', -62198755200000)", json!("-0001 BC"));
+    check_undefined("time_to_epoch('999999999-01-01', 'yyyy-MM-dd')");
+    check_undefined("time_to_epoch('2020-01-01 +99:00', 'yyyy-MM-dd Z')");
+    check("length(parse_time(concat('''', lpad('', 1000), ''''), 0))", json!(1000));
+    check("substring('abc', 1e300)", json!(""));
+    check("substring('abc', -1e300, 1e300)", json!("abc"));
+    check("abs(-9223372036854775807 - 1)", json!(9223372036854775808.0));
+    check("(-9223372036854775807 - 1) / -1", json!(9223372036854775808.0));
+    check("(-9223372036854775807 - 1) % -1", json!(0));
+    check("9223372036854775807 * 2", json!(18446744073709551614.0));
+    check_undefined("power(10, 400)");
+    check("ceil(1e300)", json!(1e300));
+    check_undefined("chr(1e300)");
+    check_undefined("bitnot(1e300)");
+    check("trunc(1e300, 2)", json!(1e300));
 }

@@ -322,3 +322,21 @@ fn data_type_conversions() {
     check_undefined("concat('a', null)");
     check("cast(1e-7 AS String)", json!("1e-7"));
 }
+
+#[test]
+fn rules_and_templates_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Rule>();
+    assert_send_sync::<rules::Template>();
+    assert_send_sync::<rules::RuleError>();
+}
+
+#[test]
+fn printing_shows_grouping() {
+    let rule = Rule::parse("select a+b*2 > 3 and not x is null as y, * from 'a/#' where c in (1, 2)").unwrap();
+    assert_eq!(
+        rule.to_string(),
+        "SELECT (((a + (b * 2)) > 3) AND (NOT (x IS NULL))) AS y, * FROM 'a/#' WHERE (c IN [1, 2])"
+    );
+    assert_eq!(Rule::parse(&rule.to_string()).unwrap(), rule);
+}

@@ -131,6 +131,9 @@ async fn publish(
     if !broker::reserved::may_publish(&topic) {
         return Err(DataError::forbidden("reserved topic: clients may not publish here"));
     }
+    if retain && topic.starts_with('$') {
+        return Err(DataError::invalid("retained messages are not allowed on reserved topics"));
+    }
     allow(&s, &caller, "iot:Publish", "topic", &topic)?;
     if retain {
         allow(&s, &caller, "iot:RetainPublish", "topic", &topic)?;
@@ -153,10 +156,17 @@ async fn publish(
     }
     if let Some(up) = headers.get("x-amz-mqtt5-user-properties").and_then(|v| v.to_str().ok()) {
         // base64 of a JSON array of {"key": value} objects, as the AWS SDKs send it.
-        if let Some(list) = base64::engine::general_purpose::STANDARD
+        // botocore sends base64 of a JSON array, or of a JSON string holding one.
+        let decoded = base64::engine::general_purpose::STANDARD
             .decode(up)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<serde_json::Map<String, Value>>>(&b).ok())
+            .map_err(|_| DataError::invalid("x-amz-mqtt5-user-properties is not base64"))?;
+        let mut v: Value = serde_json::from_slice(&decoded)
+            .map_err(|_| DataError::invalid("x-amz-mqtt5-user-properties is not JSON"))?;
+        if let Value::String(s) = &v {
+            v = serde_json::from_str(s).map_err(|_| DataError::invalid("userProperties is not a JSON array"))?;
+        }
+        let list: Vec<serde_json::Map<String, Value>> = serde_json::from_value(v)
+            .map_err(|_| DataError::invalid("userProperties must be a JSON array of objects"))?;
         {
             for obj in list {
                 for (k, v) in obj {
@@ -270,11 +280,16 @@ async fn list_named_shadows(
 async fn list_retained(
     State(s): State<DataState>,
     Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, DataError> {
     allow(&s, &caller, "iot:ListRetainedMessages", "topic", "*")?;
-    let list: Vec<Value> = s
-        .broker
-        .retained_messages()
+    let all = s.broker.retained_messages();
+    let size = q.get("maxResults").and_then(|p| p.parse::<usize>().ok()).unwrap_or(50).clamp(1, 200);
+    let start = q.get("nextToken").and_then(|t| t.parse::<usize>().ok()).unwrap_or(0);
+    let end = (start + size).min(all.len());
+    let list: Vec<Value> = all
+        .get(start..end)
+        .unwrap_or_default()
         .iter()
         .map(|m| {
             json!({
@@ -285,7 +300,11 @@ async fn list_retained(
             })
         })
         .collect();
-    Ok(Json(json!({ "retainedTopics": list })).into_response())
+    let mut v = json!({ "retainedTopics": list });
+    if end < all.len() {
+        v["nextToken"] = json!(end.to_string());
+    }
+    Ok(Json(v).into_response())
 }
 
 /// GetRetainedMessage.

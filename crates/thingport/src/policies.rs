@@ -44,8 +44,9 @@ pub fn default_device_policy(region: &str, account: &str) -> String {
               "Resource": [format!("{arn}:topic/{t}/*"), format!("{arn}:topic/$aws/things/{t}/shadow/*")] },
             { "Effect": "Allow", "Action": "iot:Subscribe",
               "Resource": [format!("{arn}:topicfilter/{t}/*"), format!("{arn}:topicfilter/$aws/things/{t}/shadow/*")] },
-            { "Effect": "Allow", "Action": ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow"],
-              "Resource": format!("{arn}:thing/{t}") }
+            { "Effect": "Allow",
+              "Action": ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:ListNamedShadowsForThing"],
+              "Resource": [format!("{arn}:thing/{t}"), format!("{arn}:thing/{t}/*")] }
         ]
     }))
     .unwrap_or_default()

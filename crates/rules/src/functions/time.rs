@@ -375,8 +375,14 @@ fn pad(n: i64, width: usize) -> String {
     }
 }
 
+/// Times accepted by both functions: years -100,000 to 100,000.
+const MAX_MS: i64 = 3_155_760_000_000_000;
+
 /// Formats `utc_ms` in `zone` by a Joda-style pattern.
 fn format(pattern: &str, utc_ms: i64, zone: &Zone) -> Option<String> {
+    if !(-MAX_MS..=MAX_MS).contains(&utc_ms) {
+        return None;
+    }
     let (offset, abbrev) = zone.at(utc_ms);
     let local = utc_ms.checked_add(offset * 1000)?;
     let days = local.div_euclid(MS_PER_DAY);
@@ -632,7 +638,11 @@ fn parse(text: &str, pattern: &str) -> Option<i64> {
     if bc {
         year = 1 - year;
     }
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    if !(-100_000..=100_000).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     if hour > 23 || minute > 59 || second > 59 {
@@ -646,7 +656,7 @@ fn parse(text: &str, pattern: &str) -> Option<i64> {
         (None, Some(z)) => z.offset_for_local(local),
         (None, None) => 0,
     };
-    local.checked_sub(offset * 1000)
+    local.checked_sub(offset * 1000).filter(|ms| (-MAX_MS..=MAX_MS).contains(ms))
 }
 
 /// `time_to_epoch(text, pattern)`.
