@@ -28,7 +28,12 @@ pub fn routes() -> Router<ApiState> {
 fn payload(body: &Bytes) -> Result<Value, ApiError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
-    v.get("topicRulePayload").cloned().ok_or_else(|| ApiError::invalid("topicRulePayload is required"))
+    // botocore sends the TopicRulePayload itself as the body; accept it wrapped too.
+    match v.get("topicRulePayload") {
+        Some(p) => Ok(p.clone()),
+        None if v.get("sql").is_some() => Ok(v),
+        None => Err(ApiError::invalid("topicRulePayload (with sql and actions) is required")),
+    }
 }
 
 async fn create_rule(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
