@@ -26,6 +26,15 @@ pub struct Config {
     pub storage: Storage,
     pub tls: TlsConfig,
     pub shadow: ShadowConfig,
+    pub rules: RulesConfig,
+}
+
+/// The rules engine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// NATS server for the stream action (`kinesis` / `nats`), e.g. "nats://127.0.0.1:4222".
+    pub nats_url: Option<String>,
 }
 
 /// Device shadow limits (AWS IoT's values by default).
@@ -142,6 +151,7 @@ impl Default for Config {
             storage: Storage::default(),
             tls: TlsConfig::default(),
             shadow: ShadowConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }

@@ -35,8 +35,19 @@ const MAX_BACKLOG: u64 = 100_000;
 enum ActionSpec {
     /// `republish: {topic, qos, headers: {userProperties: [{key, value}]}}`
     Republish { topic: rules::Template, qos: u8, user_properties: Vec<(String, rules::Template)> },
-    /// `http: {url, headers: [{key, value}]}` — the self-hosted stand-in for Lambda.
-    Http { url: rules::Template, headers: Vec<(String, rules::Template)> },
+    /// `http: {url, headers: [{key, value}]}` — the self-hosted stand-in for
+    /// Lambda. Thingport extensions: `hmacSecret` signs the body
+    /// (`x-thingport-signature-256: sha256=HEX`), `replyTopic` publishes the
+    /// function's 2xx response body there (the function answers the device).
+    Http {
+        url: rules::Template,
+        headers: Vec<(String, rules::Template)>,
+        hmac_secret: Option<String>,
+        reply_topic: Option<rules::Template>,
+    },
+    /// `kinesis: {streamName}` (the stream action) or Thingport's `nats: {subject}`:
+    /// publish to a NATS subject (template) on the configured NATS server.
+    Nats { subject: rules::Template },
     /// `dynamoDB: {tableName, hashKeyField, hashKeyValue, rangeKeyField, rangeKeyValue, payloadField}`
     Table {
         table: String,
@@ -91,6 +102,9 @@ pub struct RuleMetrics {
 }
 
 pub struct RulesEngine {
+    /// NATS server for the stream action (`[rules] nats_url`), connected lazily.
+    nats_url: Option<String>,
+    nats: tokio::sync::OnceCell<async_nats::Client>,
     store: Arc<dyn RuleStore>,
     durable: Arc<dyn BrokerStore>,
     rules: ArcSwap<Vec<Arc<CompiledRule>>>,
@@ -154,7 +168,9 @@ fn parse_action(a: &Value) -> Result<ActionSpec, ApiError> {
                 .transpose()?
                 .unwrap_or_default();
             let url = template(v, "url")?;
-            ActionSpec::Http { url, headers }
+            let hmac_secret = v.get("hmacSecret").and_then(Value::as_str).map(str::to_string);
+            let reply_topic = v.get("replyTopic").map(|_| template(v, "replyTopic")).transpose()?;
+            ActionSpec::Http { url, headers, hmac_secret, reply_topic }
         }
         "dynamoDB" => ActionSpec::Table {
             table: v["tableName"].as_str().ok_or_else(|| invalid("dynamoDB.tableName is required"))?.to_string(),
@@ -167,11 +183,13 @@ fn parse_action(a: &Value) -> Result<ActionSpec, ApiError> {
             range_key_value: v.get("rangeKeyValue").map(|_| template(v, "rangeKeyValue")).transpose()?,
             payload_field: v["payloadField"].as_str().map(str::to_string),
         },
+        "kinesis" => ActionSpec::Nats { subject: template(v, "streamName")? },
+        "nats" => ActionSpec::Nats { subject: template(v, "subject")? },
         "cloudwatchLogs" => ActionSpec::Log { group: v["logGroupName"].as_str().unwrap_or("rules").to_string() },
         "s3" => ActionSpec::Objects { bucket: v["bucketName"].as_str().unwrap_or("").to_string() },
         other => {
             return Err(invalid(format!(
-                "action type {other:?} is not supported; use republish, http, dynamoDB, cloudwatchLogs or s3"
+                "action type {other:?} is not supported; use republish, http, dynamoDB, kinesis (NATS), nats, cloudwatchLogs or s3"
             )))
         }
     })
@@ -211,9 +229,12 @@ impl RulesEngine {
         durable: Arc<dyn BrokerStore>,
         region: String,
         account_id: String,
+        nats_url: Option<String>,
     ) -> anyhow::Result<Arc<RulesEngine>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Arc::new(RulesEngine {
+            nats_url,
+            nats: tokio::sync::OnceCell::new(),
             store,
             durable,
             rules: ArcSwap::from_pointee(Vec::new()),
@@ -440,11 +461,17 @@ fn render_job(rule: &str, action: Option<usize>, a: &ActionSpec, output_b64: &st
             params.insert("userProperties".into(), json!(ups));
             "republish"
         }
-        ActionSpec::Http { url, headers } => {
+        ActionSpec::Http { url, headers, hmac_secret, reply_topic } => {
             params.insert("url".into(), json!(r(url)));
             let hs: Vec<Value> = headers.iter().map(|(k, v)| json!([k, r(v)])).collect();
             params.insert("headers".into(), json!(hs));
+            params.insert("hmacSecret".into(), json!(hmac_secret));
+            params.insert("replyTopic".into(), json!(reply_topic.as_ref().map(r)));
             "http"
+        }
+        ActionSpec::Nats { subject } => {
+            params.insert("subject".into(), json!(r(subject)));
+            "nats"
         }
         ActionSpec::Table {
             table,
@@ -629,6 +656,10 @@ async fn execute(
         "http" => {
             let url = p("url");
             let mut req = hyper::Request::post(&url).header("content-type", "application/json");
+            if let Some(secret) = job.params.get("hmacSecret").and_then(Value::as_str) {
+                let mac = sigv4::hmac_sha256(secret.as_bytes(), &output);
+                req = req.header("x-thingport-signature-256", format!("sha256={}", hex::encode(mac)));
+            }
             if let Some(list) = job.params.get("headers").and_then(Value::as_array) {
                 for kv in list {
                     req = req.header(kv[0].as_str().unwrap_or(""), kv[1].as_str().unwrap_or(""));
@@ -641,11 +672,25 @@ async fn execute(
                 .await
                 .map_err(|_| format!("{url}: timed out after {HTTP_TIMEOUT:?}"))?
                 .map_err(|e| format!("{url}: {e}"))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{url}: HTTP {}", resp.status()))
+            if !resp.status().is_success() {
+                return Err(format!("{url}: HTTP {}", resp.status()));
             }
+            if let Some(topic) = job.params.get("replyTopic").and_then(Value::as_str) {
+                use http_body_util::BodyExt;
+                let body = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
+                if !body.is_empty() {
+                    let broker = e.broker.get().and_then(Weak::upgrade).ok_or("broker stopped")?;
+                    if !mqtt::topic::valid_topic_name(topic) {
+                        return Err(format!("invalid reply topic {topic:?}"));
+                    }
+                    let mut msg = broker::Message::system(topic, body, mqtt::QoS::AtLeastOnce);
+                    msg.publisher = Some(REPUBLISHER.into());
+                    if broker.publish(msg).needs_sync {
+                        broker.sync().await.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Ok(())
         }
         "dynamoDB" => {
             let mut item = match serde_json::from_slice::<Value>(&output) {
@@ -661,6 +706,21 @@ async fn execute(
                 item[f] = json!(range);
             }
             e.store.put_item(&p("tableName"), &hash, &range, &item.to_string()).map_err(|e| e.to_string())
+        }
+        "nats" => {
+            let url = e.nats_url.as_deref().ok_or("no NATS server configured (set rules.nats_url)")?;
+            let client = e
+                .nats
+                .get_or_try_init(|| async { async_nats::connect(url).await })
+                .await
+                .map_err(|err| format!("NATS {url}: {err}"))?;
+            let subject = p("subject");
+            client
+                .publish(subject.clone(), output.into())
+                .await
+                .map_err(|err| format!("NATS publish to {subject}: {err}"))?;
+            client.flush().await.map_err(|err| format!("NATS flush: {err}"))?;
+            Ok(())
         }
         "cloudwatchLogs" => {
             tracing::info!(target: "rules", rule = %job.rule, group = %p("logGroupName"), topic = %job.topic,

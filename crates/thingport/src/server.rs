@@ -144,11 +144,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     let shadows = crate::shadows::Shadows::new(db.clone(), config.shadow.to_limits());
     shadows.attach(&broker);
+    let nats_url =
+        std::env::var("THINGPORT_RULES_NATS_URL").ok().filter(|u| !u.is_empty()).or(config.rules.nats_url.clone());
     let rules = crate::rules_engine::RulesEngine::new(
         db.clone(),
         db.clone(),
         config.region.clone(),
         config.account_id.clone(),
+        nats_url,
     )?;
     rules.start(&broker, &shadows)?;
     let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };

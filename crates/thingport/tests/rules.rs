@@ -225,3 +225,101 @@ async fn failing_action_goes_to_the_error_action_and_bad_sql_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SqlParseException") && err.contains("column"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_function_answers_the_device_and_signs_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), 0);
+    let dev = server.provision("asker", "ec");
+    // A function that answers {"answer": 42} and records the signature header.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fn_port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            s2.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).to_string());
+            let body = r#"{"answer":42}"#;
+            let _ = s.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    .as_bytes(),
+            );
+        }
+    });
+    create_rule(
+        &server,
+        "ask",
+        json!({ "sql": "SELECT question FROM 'asker/ask'",
+                "actions": [{ "http": { "url": format!("http://127.0.0.1:{fn_port}/fn"),
+                                        "hmacSecret": "s3cret", "replyTopic": "asker/answer" } }] }),
+    );
+    let (c, mut ev) = client(&dev, server.mqtt_port, "asker");
+    ready(&c, &mut ev, "asker/answer").await;
+    publish(&c, &mut ev, "asker/ask", r#"{"question":"life"}"#).await;
+    let (topic, payload) = next_message(&mut ev, 10).await.expect("the function's answer");
+    assert_eq!((topic.as_str(), payload.as_slice()), ("asker/answer", &br#"{"answer":42}"#[..]));
+    let request = seen.lock().unwrap()[0].clone();
+    let body = r#"{"question":"life"}"#;
+    let expected = hex_hmac(b"s3cret", body.as_bytes());
+    assert!(
+        request.to_ascii_lowercase().contains(&format!("x-thingport-signature-256: sha256={expected}")),
+        "{request}"
+    );
+    assert!(request.ends_with(body), "{request}");
+}
+
+fn hex_hmac(key: &[u8], data: &[u8]) -> String {
+    sigv4_hmac(key, data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sigv4_hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC-SHA256 with openssl, independent of the server's implementation.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf '%s' '{}' | openssl dgst -sha256 -mac HMAC -macopt key:{} -binary | od -An -v -tx1",
+            String::from_utf8_lossy(data),
+            String::from_utf8_lossy(key)
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_action_publishes_to_nats() {
+    let Ok(url) = std::env::var("THINGPORT_TEST_NATS_URL") else {
+        eprintln!("SKIPPED: THINGPORT_TEST_NATS_URL is not set (a NATS server for the stream action)");
+        return;
+    };
+    let nats = async_nats::connect(&url).await.expect("NATS server from THINGPORT_TEST_NATS_URL");
+    let subject = format!("thingport.test.{}", std::process::id());
+    let mut sub = nats.subscribe(format!("{subject}.>")).await.unwrap();
+    nats.flush().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // SAFETY of the environment: only the spawned server reads this variable.
+    std::env::set_var("THINGPORT_RULES_NATS_URL", &url);
+    let server = Server::start(tmp.path(), 0);
+    let dev = server.provision("streamer", "ec");
+    create_rule(
+        &server,
+        "stream",
+        json!({ "sql": "SELECT *, topic(2) AS device FROM 'telemetry/+'",
+                "actions": [{ "kinesis": { "roleArn": "unused", "streamName": format!("{subject}.${{topic(2)}}") } }] }),
+    );
+    let (c, mut ev) = client(&dev, server.mqtt_port, "streamer");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(ev.poll().await, Ok(Event::Incoming(Packet::ConnAck(_)))) {}
+    })
+    .await
+    .unwrap();
+    publish(&c, &mut ev, "telemetry/pump-7", r#"{"rpm": 1200}"#).await;
+    use futures_util::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("NATS message").unwrap();
+    assert_eq!(msg.subject.as_str(), format!("{subject}.pump-7"));
+    assert_eq!(serde_json::from_slice::<Value>(&msg.payload).unwrap(), json!({"rpm": 1200, "device": "pump-7"}));
+}
