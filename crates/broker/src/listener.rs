@@ -17,6 +17,26 @@ use crate::connection;
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The next connection, or None once `shutdown` turns true. Accept errors
+/// (e.g. out of file descriptors) are logged and retried after a pause.
+pub async fn accept(listener: &TcpListener, shutdown: &mut watch::Receiver<bool>) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, addr)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Some((tcp, addr));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return None,
+        }
+    }
+}
+
 /// Accept MQTT over TLS until `shutdown` turns true. The server config is
 /// read per connection, so replacing it (new CA, rotated server certificate)
 /// applies to new connections without touching existing ones.
@@ -27,18 +47,7 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
+        let Some((tcp, addr)) = accept(&listener, &mut shutdown).await else { return };
         let acceptor = TlsAcceptor::from(tls.load_full());
         let broker = broker.clone();
         tokio::spawn(async move {
@@ -68,18 +77,7 @@ pub async fn serve_tls(
 /// Accept plain MQTT over TCP (insecure; development and interoperability only).
 pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let (tcp, addr): (TcpStream, SocketAddr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
+        let Some((tcp, addr)) = accept(&listener, &mut shutdown).await else { return };
         let broker = broker.clone();
         tokio::spawn(async move {
             let peer = PeerInfo { addr, cert_chain: Vec::new(), sni: None, listener: "mqtt" };

@@ -5,7 +5,6 @@
 //! chain into each request's extensions; handlers turn it into a principal
 //! through the same authenticator and authorizer as MQTT.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,17 +60,7 @@ pub async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let (tcp, addr): (_, SocketAddr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
+        let Some((tcp, addr)) = broker::listener::accept(&listener, &mut shutdown).await else { return };
         let acceptor = TlsAcceptor::from(tls.load_full());
         let app = app.clone();
         tokio::spawn(async move {

@@ -324,21 +324,8 @@ impl Registry {
     }
 
     pub fn delete_certificate(&self, id: &str) -> Result<(), ApiError> {
+        self.check_deletable(id)?;
         let cert = self.get_certificate(id)?;
-        if cert.status == CertificateStatus::Active {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "CertificateStateException",
-                format!("certificate {id} is ACTIVE; deactivate it first"),
-            ));
-        }
-        if !self.store.principal_things(id)?.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "DeleteConflictException",
-                format!("certificate {id} is attached to a thing; detach it first"),
-            ));
-        }
         self.store.delete_certificate(id)?;
         self.refresh_cert(id)?;
         if cert.ca_certificate_id.is_none() {
