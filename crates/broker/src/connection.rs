@@ -578,7 +578,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
             return self.reject_publish(&p, reason::NOT_AUTHORIZED, "not authorized to retain on this topic");
         }
         drop(authz);
-        let msg = Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
+        let mut msg = Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
+        msg.principal = Some(self.ctx.principal.id.clone());
         let routed = self.broker.publish(msg);
         if routed.congested {
             // A subscriber is falling behind: slow this publisher down (TCP

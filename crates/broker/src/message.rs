@@ -20,6 +20,8 @@ pub struct Message {
     pub expires_at_ms: Option<u64>,
     /// Client id of the publisher (MQTT 5 no-local); None for system messages.
     pub publisher: Option<Arc<str>>,
+    /// Principal (certificate id) of the publisher, for rules' `principal()`; not persisted.
+    pub principal: Option<Arc<str>>,
     pub received_at_ms: u64,
 }
 
@@ -34,6 +36,7 @@ impl Message {
             properties: Properties::default(),
             expires_at_ms: None,
             publisher: None,
+            principal: None,
             received_at_ms: store::now_ms(),
         }
     }
@@ -57,6 +60,7 @@ impl Message {
             properties,
             expires_at_ms: src.message_expiry_interval.map(|s| now_ms + u64::from(s) * 1000),
             publisher,
+            principal: None,
             received_at_ms: now_ms,
         }
     }
@@ -100,6 +104,7 @@ impl Message {
             },
             expires_at_ms: s.expires_at_ms,
             publisher: s.publisher.map(Into::into),
+            principal: None,
             received_at_ms: s.received_at_ms,
         }
     }

@@ -142,6 +142,7 @@ async fn publish(
     msg.retain = retain;
     if let Caller::Device(ctx) = &caller {
         msg.publisher = Some(ctx.client_id.clone());
+        msg.principal = Some(ctx.principal.id.clone());
     } else {
         msg.publisher = Some("iot-data".into());
     }

@@ -416,7 +416,7 @@ impl RulesEngine {
             topic: &msg.topic,
             payload: &msg.payload,
             client_id: msg.publisher.as_deref(),
-            principal: None,
+            principal: msg.principal.as_deref(),
             timestamp_ms: msg.received_at_ms as i64,
         };
         let env = self.env();
