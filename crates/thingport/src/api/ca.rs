@@ -103,10 +103,7 @@ async fn list_cas(State(s): State<ApiState>, Query(q): Query<HashMap<String, Str
 
 async fn describe_ca(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let c = s.registry.get_ca(&id)?;
-    let validity = pki::pem_to_der(&c.pem)
-        .ok()
-        .and_then(|d| pki::parse_certificate(&d).ok())
-        .map(|i| json!({ "notBefore": i.not_before, "notAfter": i.not_after }));
+    let validity = super::validity_json(&c.pem);
     Ok(Json(json!({
         "certificateDescription": {
             "certificateArn": s.registry.ca_arn(&c.id),

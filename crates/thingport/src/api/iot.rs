@@ -300,10 +300,7 @@ async fn list_certificates(State(s): State<ApiState>, Query(q): Query<HashMap<St
 
 async fn describe_certificate(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let c = s.registry.get_certificate(&id)?;
-    let validity = pki::pem_to_der(&c.pem)
-        .ok()
-        .and_then(|d| pki::parse_certificate(&d).ok())
-        .map(|i| json!({ "notBefore": i.not_before, "notAfter": i.not_after }));
+    let validity = super::validity_json(&c.pem);
     Ok(Json(json!({
         "certificateDescription": {
             "certificateArn": s.registry.cert_arn(&c.id),

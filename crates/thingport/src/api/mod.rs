@@ -67,3 +67,9 @@ pub fn page_by_marker<T: Clone>(
     let page = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
     Ok((page, (end < items.len()).then(|| end.to_string())))
 }
+
+/// A certificate's `validity` as AWS describes it (`notBefore`, `notAfter`, epoch seconds).
+pub fn validity_json(pem: &str) -> Option<serde_json::Value> {
+    let info = pki::parse_certificate(&pki::pem_to_der(pem).ok()?).ok()?;
+    Some(serde_json::json!({ "notBefore": info.not_before, "notAfter": info.not_after }))
+}
