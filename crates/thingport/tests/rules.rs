@@ -77,6 +77,9 @@ async fn seed_rules_filter_republish_and_table() {
     let (c, mut ev) = client(&dev, server.mqtt_port, "thing-2");
     ready(&c, &mut ev, "alerts/#").await;
     publish(&c, &mut ev, "things/thing-2/color", r#"{"color":"blue"}"#).await;
+    // The table is keyed by topic and ${timestamp()} (ms), as in the seed: two
+    // messages in the same millisecond would be one row, as in DynamoDB.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     publish(&c, &mut ev, "things/thing-2/color", r#"{"color":"red"}"#).await;
     let (topic, payload) = next_message(&mut ev, 10).await.expect("republished red");
     assert_eq!(topic, "alerts/thing-2/red");
