@@ -112,6 +112,19 @@ fn thing_attribute_limit(typed: bool) -> usize {
 /// Apply an attribute payload: `merge` adds/overwrites and an empty value
 /// removes (AWS); otherwise the given map replaces the attributes (empty
 /// values dropped, so "" never gets stored).
+/// The attributes after an update: names checked as given (an empty value is
+/// a removal), then merged into or replacing the current ones.
+fn changed_attributes(
+    current: &BTreeMap<String, String>,
+    change: Option<&AttributeChange>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(change) = change else { return Ok(current.clone()) };
+    if let Some(k) = change.attributes.keys().find(|k| !valid_attribute_name(k)) {
+        return Err(ApiError::invalid(format!("attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]")));
+    }
+    Ok(apply_attributes(current, &change.attributes, change.merge))
+}
+
 pub fn apply_attributes(
     current: &BTreeMap<String, String>,
     given: &BTreeMap<String, String>,
@@ -249,20 +262,7 @@ impl Groups {
         } else {
             cur.type_name.clone()
         };
-        let attributes = match &u.attributes {
-            Some(change) => {
-                // Names are checked as given (an empty value is a removal).
-                for k in change.attributes.keys() {
-                    if !valid_attribute_name(k) {
-                        return Err(ApiError::invalid(format!(
-                            "attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]"
-                        )));
-                    }
-                }
-                apply_attributes(&cur.attributes, &change.attributes, change.merge)
-            }
-            None => cur.attributes.clone(),
-        };
+        let attributes = changed_attributes(&cur.attributes, u.attributes.as_ref())?;
         check_attributes(&format!("thing {name}"), &attributes, thing_attribute_limit(type_name.is_some()))?;
         let new = ThingRecord { type_name, attributes, version: cur.version + 1, ..cur.clone() };
         if !self.store.update_thing_if_version(&new, cur.version)? {
@@ -504,19 +504,7 @@ impl Groups {
                 )));
             }
         }
-        let attributes = match &u.attributes {
-            Some(change) => {
-                for k in change.attributes.keys() {
-                    if !valid_attribute_name(k) {
-                        return Err(ApiError::invalid(format!(
-                            "attribute name {k:?} must be 1-128 characters of [a-zA-Z0-9_.,@/:#-]"
-                        )));
-                    }
-                }
-                apply_attributes(&cur.attributes, &change.attributes, change.merge)
-            }
-            None => cur.attributes.clone(),
-        };
+        let attributes = changed_attributes(&cur.attributes, u.attributes.as_ref())?;
         check_attributes(&format!("thing group {name}"), &attributes, MAX_GROUP_ATTRIBUTES)?;
         let new = ThingGroupRecord {
             description: match u.description {

@@ -120,46 +120,8 @@ async fn seed_policies_hard_coded_and_subject_serial_number() {
         return;
     }
     let d = tmp.path().join("serial-dev");
-    std::fs::create_dir_all(&d).unwrap();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new("openssl").args(args).current_dir(&d).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "private.pem.key",
-        "-out",
-        "r.csr",
-        "-subj",
-        "/CN=button/serialNumber=G030ZZZZ",
-    ]);
-    std::fs::write(d.join("ext.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
-    let ca = tmp.path().join("ca/root-ca.pem");
-    let key = tmp.path().join("ca/root-ca.key");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "r.csr",
-        "-CA",
-        ca.to_str().unwrap(),
-        "-CAkey",
-        key.to_str().unwrap(),
-        "-CAcreateserial",
-        "-out",
-        "certificate.pem.crt",
-        "-days",
-        "30",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    std::fs::copy(&ca, d.join("root-ca.pem")).unwrap();
+    let (ca, key) = (tmp.path().join("ca/root-ca.pem"), tmp.path().join("ca/root-ca.key"));
+    common::openssl_device(&d, "/CN=button/serialNumber=G030ZZZZ", &ca, &key, &ca);
     let out = server.cli(&["certs", "register", "--cert", d.join("certificate.pem.crt").to_str().unwrap(), "--active"]);
     let id = out.split("certificate ").nth(1).unwrap()[..64].to_string();
     server.cli(&["policies", "attach", "iot-button-fleet", &id]);

@@ -12,10 +12,7 @@ use std::time::Duration;
 use common::{Device, Server};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use common::openssl;
 
 fn have_openssl() -> bool {
     Command::new("openssl").arg("version").output().is_ok()
@@ -25,49 +22,8 @@ fn have_openssl() -> bool {
 /// Thingport's root CA for verifying the server.
 fn device_signed_by(dir: &Path, ca: &str, name: &str, server: &Server) -> Device {
     let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    // Extensions make it an X.509 v3 certificate, as TLS stacks require.
-    std::fs::write(d.join("ext.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "private.pem.key",
-            "-out",
-            "req.csr",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-        &d,
-    );
-    let ca_pem = dir.join(format!("{ca}.pem"));
-    let ca_key = dir.join(format!("{ca}.key"));
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "req.csr",
-            "-CA",
-            ca_pem.to_str().unwrap(),
-            "-CAkey",
-            ca_key.to_str().unwrap(),
-            "-CAcreateserial",
-            "-out",
-            "certificate.pem.crt",
-            "-days",
-            "30",
-            "-extfile",
-            "ext.cnf",
-        ],
-        &d,
-    );
-    std::fs::copy(server.data_dir.join("ca/root-ca.pem"), d.join("root-ca.pem")).unwrap();
+    let (ca_pem, ca_key) = (dir.join(format!("{ca}.pem")), dir.join(format!("{ca}.key")));
+    common::openssl_device(&d, &format!("/CN={name}"), &ca_pem, &ca_key, &server.data_dir.join("ca/root-ca.pem"));
     let der = pem_der(&std::fs::read_to_string(d.join("certificate.pem.crt")).unwrap());
     Device { dir: d, cert_id: sha256_hex(&der), name: name.into() }
 }

@@ -200,3 +200,41 @@ impl Device {
         )
     }
 }
+
+/// Run openssl in `dir`, failing the test with its message if it fails.
+pub fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A device directory made with openssl: a P-256 key, an X.509 v3 client
+/// certificate with `subject` signed by `ca_pem`/`ca_key`, and `server_ca`
+/// (to verify the server) as root-ca.pem.
+pub fn openssl_device(dir: &Path, subject: &str, ca_pem: &Path, ca_key: &Path, server_ca: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    // Extensions make it an X.509 v3 certificate, as TLS stacks require.
+    std::fs::write(dir.join("ext.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "private.pem.key"], dir);
+    openssl(&["req", "-new", "-key", "private.pem.key", "-out", "req.csr", "-subj", subject], dir);
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            ca_pem.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-CAcreateserial",
+            "-out",
+            "certificate.pem.crt",
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+        ],
+        dir,
+    );
+    std::fs::copy(server_ca, dir.join("root-ca.pem")).unwrap();
+}
