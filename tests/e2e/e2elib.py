@@ -955,3 +955,142 @@ _uid = [0]
 def unique_id(prefix: str) -> str:
     _uid[0] += 1
     return f"{prefix}-{os.getpid()}-{_uid[0]}"
+
+
+# ---------------------------------------------------------------------------
+# Management API, iot-data and the S3-compatible object endpoint (admin key)
+# ---------------------------------------------------------------------------
+
+def admin_credentials(server: Server) -> dict:
+    """data_dir/admin-credentials.json: {"accessKeyId": …, "secretAccessKey": …}."""
+    return json.loads((server.data_dir / "admin-credentials.json").read_text())
+
+
+def iot_client(server: Server, secret: str | None = None):
+    """boto3 `iot` (management API) with the admin key."""
+    import boto3
+    from botocore.config import Config
+    creds = admin_credentials(server)
+    return boto3.client("iot", endpoint_url=server.endpoints["api"], region_name="us-east-1",
+                        aws_access_key_id=creds["accessKeyId"],
+                        aws_secret_access_key=secret if secret is not None else creds["secretAccessKey"],
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def iot_data_client(server: Server):
+    """boto3 `iot-data` (shadows, publish) with the admin key."""
+    import boto3
+    from botocore.config import Config
+    creds = admin_credentials(server)
+    return boto3.client("iot-data", endpoint_url=server.endpoints["api"], region_name="us-east-1",
+                        aws_access_key_id=creds["accessKeyId"], aws_secret_access_key=creds["secretAccessKey"],
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=WAIT, read_timeout=10))
+
+
+def s3_client(server: Server, access_key_id: str | None = None, secret: str | None = None, unsigned: bool = False,
+              **config):
+    """boto3 `s3` on the object endpoint (endpoints.json "s3", TLS verified
+    with the server's root CA), path-style, with the admin key unless told
+    otherwise. Extra keyword arguments go to botocore's Config."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    creds = admin_credentials(server)
+    cfg = dict(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=WAIT, read_timeout=30)
+    if unsigned:
+        cfg["signature_version"] = UNSIGNED
+    cfg.update(config)
+    return boto3.client("s3", endpoint_url=server.endpoints["s3"], region_name="us-east-1",
+                        aws_access_key_id=access_key_id or creds["accessKeyId"],
+                        aws_secret_access_key=secret if secret is not None else creds["secretAccessKey"],
+                        verify=str(server.ca), config=Config(**cfg))
+
+
+def s3_error(body: bytes | str) -> tuple[str | None, str | None]:
+    """(Code, Message) of an S3 XML error body; (None, None) if it is none."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None, None
+    if root.tag.rsplit("}", 1)[-1] != "Error":
+        return None, None
+
+    def text(name):
+        for el in root:
+            if el.tag.rsplit("}", 1)[-1] == name:
+                return el.text
+        return None
+    return text("Code"), text("Message")
+
+
+def raw_https(server: Server, method: str, target: str, body: bytes = b"", headers: dict | None = None,
+              timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """One request on the object endpoint with http.client, sending `target`
+    (path and query) byte for byte: unlike requests and urllib3, nothing
+    removes `..` segments. Returns (status, lower-case headers, body)."""
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(server.endpoints["s3"])
+    ctx = ssl.create_default_context(cafile=str(server.ca))
+    conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=timeout)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        hdrs = {"Content-Length": str(len(body))} if body or method in ("PUT", "POST") else {}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body or None)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+class HttpRecorder:
+    """A local HTTP server on 127.0.0.1:0 (own thread) recording every POST
+    body, answering 200 — the target of a rule's `http` action."""
+
+    def __init__(self):
+        import http.server
+        rec = self
+        self.bodies: "queue.Queue[tuple[str, dict, bytes]]" = queue.Queue()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(n)
+                rec.bodies.put((self.path, {k.lower(): v for k, v in self.headers.items()}, data))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._t = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._t.start()
+
+    def expect(self, pred: Callable[[dict], bool] = lambda d: True, timeout: float = WAIT) -> dict:
+        """The next JSON body for which `pred` holds (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise E2EError(f"no matching POST within {timeout}s; got {seen}")
+            try:
+                _, _, data = self.bodies.get(timeout=left)
+            except queue.Empty:
+                continue
+            doc = json.loads(data)
+            if pred(doc):
+                return doc
+            seen.append(doc)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -195,7 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Pending<S> {
         let ack = Packet::ConnAck(ConnAck { session_present: present, code: reason::SUCCESS, properties: props });
         let _ = mqtt::encode(&ack, protocol, &mut wbuf);
 
-        let ctx = ClientCtx { principal, client_id: client_id.clone(), source_ip: peer.addr.ip() };
+        let ctx = Arc::new(ClientCtx { principal, client_id: client_id.clone(), source_ip: peer.addr.ip() });
         let version = conn_id;
         let session_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(%client_id, principal = %ctx.principal.id, peer = %peer.addr, ?protocol, session_present = present, "client connected");
@@ -248,7 +248,7 @@ struct Live<S> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     protocol: Protocol,
-    ctx: ClientCtx,
+    ctx: Arc<ClientCtx>,
     session: Arc<Session>,
     conn_id: u64,
     /// 1.5 × the negotiated keep-alive.
@@ -580,6 +580,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Live<S> {
         drop(authz);
         let mut msg = Message::from_publish(&p, topic, Some(self.ctx.client_id.clone()), store::now_ms());
         msg.principal = Some(self.ctx.principal.id.clone());
+        msg.origin = Some(crate::message::Origin(self.ctx.clone()));
         let routed = self.broker.publish(msg);
         if routed.congested {
             // A subscriber is falling behind: slow this publisher down (TCP

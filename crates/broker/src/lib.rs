@@ -22,4 +22,4 @@ pub mod tree;
 pub use auth::{AllowNonReserved, Authenticator, Authorizer, ClientCtx, PeerInfo, Principal};
 pub use broker::Broker;
 pub use config::Limits;
-pub use message::Message;
+pub use message::{Message, Origin};

@@ -6,6 +6,19 @@ use bytes::Bytes;
 use mqtt::{Properties, QoS};
 use store::StoredMessage;
 
+/// The connection a message came from. Compared by identity, so messages
+/// stay comparable.
+#[derive(Debug, Clone)]
+pub struct Origin(pub Arc<crate::ClientCtx>);
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Origin {}
+
 /// A published message, shared (behind `Arc`) by every session it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -22,6 +35,9 @@ pub struct Message {
     pub publisher: Option<Arc<str>>,
     /// Principal (certificate id) of the publisher, for rules' `principal()`; not persisted.
     pub principal: Option<Arc<str>>,
+    /// The publishing connection, for built-in services that act on the
+    /// requester's behalf (and ask its policy); not persisted.
+    pub origin: Option<Origin>,
     pub received_at_ms: u64,
 }
 
@@ -37,6 +53,7 @@ impl Message {
             expires_at_ms: None,
             publisher: None,
             principal: None,
+            origin: None,
             received_at_ms: store::now_ms(),
         }
     }
@@ -61,6 +78,7 @@ impl Message {
             expires_at_ms: src.message_expiry_interval.map(|s| now_ms + u64::from(s) * 1000),
             publisher,
             principal: None,
+            origin: None,
             received_at_ms: now_ms,
         }
     }
@@ -105,6 +123,7 @@ impl Message {
             expires_at_ms: s.expires_at_ms,
             publisher: s.publisher.map(Into::into),
             principal: None,
+            origin: None,
             received_at_ms: s.received_at_ms,
         }
     }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod grants;
 pub mod memory;
 pub mod policy;
 pub mod registry;
@@ -19,6 +20,7 @@ pub mod shadow;
 pub mod sqlite;
 
 pub use broker::{BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription};
+pub use grants::{GrantStore, UrlGrant};
 pub use policy::{PolicyRecord, PolicyStore, PolicyVersionRecord};
 pub use registry::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 pub use rules::{RuleRecord, RuleStore};

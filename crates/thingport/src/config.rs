@@ -27,6 +27,66 @@ pub struct Config {
     pub tls: TlsConfig,
     pub shadow: ShadowConfig,
     pub rules: RulesConfig,
+    pub objects: ObjectsConfig,
+}
+
+/// Secure file transfer: the S3-compatible endpoint and pre-signed URLs for devices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectsConfig {
+    /// "local" (files in the data directory) or "s3" (an S3-compatible service, see `[objects.s3]`).
+    pub backend: String,
+    /// Base URL devices reach the endpoint at; default `https://<first hostname or localhost>:<s3 port>`.
+    pub public_url: Option<String>,
+    /// Largest object one PUT, POST or part may carry.
+    pub max_object_bytes: u64,
+    /// `BUCKET.<suffix>` host names address buckets (virtual-host style), e.g. "s3.iot.example.com".
+    pub virtual_host_suffix: Option<String>,
+    /// Topic of the built-in pre-signed URL issuer; "" turns it off.
+    pub request_topic: String,
+    /// Longest lifetime of a URL issued to a device (seconds).
+    pub max_url_lifetime_secs: u32,
+    /// Largest upload a device URL allows when the request names no size.
+    pub max_upload_bytes: u64,
+    /// Whether device URLs work once only (a request may ask for `"singleUse": false`).
+    pub single_use: bool,
+    /// Topic prefix of object events (`<prefix>/<bucket>/ObjectCreated/Put`, …).
+    pub event_topic_prefix: String,
+    pub s3: RemoteObjects,
+}
+
+/// The S3-compatible backend (`backend = "s3"`; needs a build with the `s3` feature).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteObjects {
+    /// e.g. "http://127.0.0.1:9100" for MinIO; unset for AWS S3.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// The one remote bucket all Thingport buckets live in.
+    pub bucket: String,
+    /// Key prefix inside it ("" or ending in "/").
+    pub prefix: String,
+    pub access_key_id: String,
+    /// Or the THINGPORT_OBJECTS_S3_SECRET_ACCESS_KEY environment variable.
+    pub secret_access_key: Option<String>,
+    pub virtual_hosted_style: bool,
+}
+
+impl Default for ObjectsConfig {
+    fn default() -> Self {
+        ObjectsConfig {
+            backend: "local".into(),
+            public_url: None,
+            max_object_bytes: 5 * 1024 * 1024 * 1024,
+            virtual_host_suffix: None,
+            request_topic: "presigned-url/requests".into(),
+            max_url_lifetime_secs: 60,
+            max_upload_bytes: 1024 * 1024 * 1024,
+            single_use: true,
+            event_topic_prefix: "$aws/events/s3".into(),
+            s3: RemoteObjects::default(),
+        }
+    }
 }
 
 /// The rules engine.
@@ -152,6 +212,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             shadow: ShadowConfig::default(),
             rules: RulesConfig::default(),
+            objects: ObjectsConfig::default(),
         }
     }
 }

@@ -147,6 +147,9 @@ pub struct Endpoints {
     pub mqtt: String,
     /// Device HTTPS address.
     pub https: String,
+    /// S3-compatible endpoint base URL, e.g. `https://localhost:9000`.
+    #[serde(default)]
+    pub s3: String,
     /// Plain MQTT address when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt_plain: Option<String>,

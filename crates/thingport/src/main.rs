@@ -7,6 +7,7 @@ mod config;
 mod datadir;
 mod dataplane;
 mod device_https;
+mod file_transfer;
 mod groups;
 mod policies;
 mod registry;

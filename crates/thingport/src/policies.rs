@@ -525,10 +525,14 @@ impl PolicyAuthorizer {
     }
 
     pub fn decide(&self, ctx: &broker::ClientCtx, action: &str, kind: &str, name: &str) -> bool {
-        let resource = self.policies.resource(kind, name);
-        let decision = self.compiled(ctx).evaluate(action, &resource, &policy::NoRequestContext);
+        self.decide_arn(ctx, action, &self.policies.resource(kind, name))
+    }
+
+    /// Decide an action on any resource ARN (`arn:aws:s3:::bucket/key`, key ARNs, …).
+    pub fn decide_arn(&self, ctx: &broker::ClientCtx, action: &str, resource: &str) -> bool {
+        let decision = self.compiled(ctx).evaluate(action, resource, &policy::NoRequestContext);
         if decision != Decision::Allowed {
-            tracing::debug!(client_id = %ctx.client_id, action, %resource, ?decision, "denied by policy");
+            tracing::debug!(client_id = %ctx.client_id, action, resource, ?decision, "denied by policy");
         }
         decision == Decision::Allowed
     }

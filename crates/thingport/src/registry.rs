@@ -31,6 +31,8 @@ pub struct Registry {
     /// Which client certificates pass the TLS handshake.
     verifier: Arc<crate::tls::DeviceCertVerifier>,
     broker: OnceLock<Weak<broker::Broker>>,
+    /// Pre-signed URL grants, revoked with their certificate.
+    grants: OnceLock<Arc<dyn store::GrantStore>>,
     plain_principal: broker::Principal,
 }
 
@@ -59,10 +61,16 @@ impl Registry {
             cas: RwLock::new(HashMap::new()),
             verifier,
             broker: OnceLock::new(),
+            grants: OnceLock::new(),
             plain_principal,
         });
         r.reload_cache()?;
         Ok(r)
+    }
+
+    /// Revoke a certificate's outstanding pre-signed URLs when it stops being active.
+    pub fn set_grants(&self, grants: Arc<dyn store::GrantStore>) {
+        let _ = self.grants.set(grants);
     }
 
     /// Connect the registry to the broker so status changes close connections.
@@ -292,6 +300,12 @@ impl Registry {
         self.refresh_cert(id)?;
         tracing::info!(certificate_id = %id, status = new.as_str(), "certificate status changed");
         if new != CertificateStatus::Active {
+            if let Some(g) = self.grants.get() {
+                let n = g.revoke_grants(Some(id), None)?;
+                if n > 0 {
+                    tracing::info!(certificate_id = %id, urls = n, "revoked the certificate's pre-signed URLs");
+                }
+            }
             if let Some(b) = self.broker.get().and_then(Weak::upgrade) {
                 let n = b.kick_principal(id, mqtt::reason::ADMINISTRATIVE_ACTION);
                 if n > 0 {

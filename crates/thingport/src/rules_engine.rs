@@ -59,8 +59,12 @@ enum ActionSpec {
     },
     /// `cloudwatchLogs: {logGroupName}` — a structured log line.
     Log { group: String },
-    /// `s3: {bucketName, key}` — needs the object store, which does not exist yet.
-    Objects { bucket: String },
+    /// `s3: {bucketName, key}`: store the output as an object (with its object-created event).
+    Objects { bucket: String, key: rules::Template },
+    /// Thingport's `thingportPresignedUrl: {}`: the built-in pre-signed URL
+    /// issuer answers the request (runs at once, not as a durable job: the
+    /// answer is only useful to the connection that asked).
+    PresignedUrl,
 }
 
 /// A job: one action to run for one message, with its templates rendered.
@@ -115,6 +119,10 @@ pub struct RulesEngine {
     broker: OnceLock<Weak<broker::Broker>>,
     shadows: OnceLock<Weak<crate::shadows::Shadows>>,
     metrics: Mutex<HashMap<String, RuleMetrics>>,
+    /// Rules that come from configuration rather than the API (the
+    /// pre-signed URL issuer's binding); not listed, not editable.
+    builtin: Mutex<Vec<Arc<CompiledRule>>>,
+    file_transfer: OnceLock<Weak<crate::file_transfer::FileTransfer>>,
     pub region: String,
     pub account_id: String,
 }
@@ -186,10 +194,17 @@ fn parse_action(a: &Value) -> Result<ActionSpec, ApiError> {
         "kinesis" => ActionSpec::Nats { subject: template(v, "streamName")? },
         "nats" => ActionSpec::Nats { subject: template(v, "subject")? },
         "cloudwatchLogs" => ActionSpec::Log { group: v["logGroupName"].as_str().unwrap_or("rules").to_string() },
-        "s3" => ActionSpec::Objects { bucket: v["bucketName"].as_str().unwrap_or("").to_string() },
+        "s3" => {
+            let bucket = v["bucketName"].as_str().ok_or_else(|| invalid("s3.bucketName is required"))?.to_string();
+            if !objects::names::valid_bucket_name(&bucket) {
+                return Err(invalid(format!("s3.bucketName {bucket:?} is not a valid bucket name")));
+            }
+            ActionSpec::Objects { bucket, key: template(v, "key")? }
+        }
+        "thingportPresignedUrl" => ActionSpec::PresignedUrl,
         other => {
             return Err(invalid(format!(
-                "action type {other:?} is not supported; use republish, http, dynamoDB, kinesis (NATS), nats, cloudwatchLogs or s3"
+                "action type {other:?} is not supported; use republish, http, dynamoDB, kinesis (NATS), nats, cloudwatchLogs, s3 or thingportPresignedUrl"
             )))
         }
     })
@@ -245,6 +260,8 @@ impl RulesEngine {
             broker: OnceLock::new(),
             shadows: OnceLock::new(),
             metrics: Mutex::new(HashMap::new()),
+            builtin: Mutex::new(Vec::new()),
+            file_transfer: OnceLock::new(),
             region,
             account_id,
         });
@@ -282,6 +299,30 @@ impl RulesEngine {
         Ok(())
     }
 
+    /// Bind the built-in services: the file transfer service, and a rule
+    /// `SELECT * FROM 'request_topic'` feeding its URL issuer (none when the
+    /// topic is empty).
+    pub fn set_file_transfer(
+        &self,
+        ft: &Arc<crate::file_transfer::FileTransfer>,
+        request_topic: &str,
+    ) -> anyhow::Result<()> {
+        let _ = self.file_transfer.set(Arc::downgrade(ft));
+        if !request_topic.is_empty() {
+            if !mqtt::topic::valid_topic_filter(request_topic) {
+                anyhow::bail!("objects.request_topic {request_topic:?} is not a valid topic filter");
+            }
+            let payload = json!({
+                "sql": format!("SELECT * FROM '{request_topic}'"),
+                "actions": [{ "thingportPresignedUrl": {} }],
+            });
+            let rule = Self::compile("$thingport_presigned_url", &payload).map_err(|e| anyhow::anyhow!(e.message))?;
+            self.builtin.lock().push(Arc::new(rule));
+            self.reload().map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        Ok(())
+    }
+
     pub fn rule_arn(&self, name: &str) -> String {
         format!("arn:aws:iot:{}:{}:rule/{}", self.region, self.account_id, name)
     }
@@ -310,7 +351,7 @@ impl RulesEngine {
     }
 
     fn reload(&self) -> Result<(), ApiError> {
-        let mut list = Vec::new();
+        let mut list: Vec<Arc<CompiledRule>> = self.builtin.lock().clone();
         for rec in self.store.list_rules()? {
             let payload: Value = serde_json::from_str(&rec.payload).unwrap_or(Value::Null);
             match Self::compile(&rec.name, &payload) {
@@ -407,7 +448,7 @@ impl RulesEngine {
     }
 
     /// Match one message; returns true when durable jobs were submitted.
-    fn on_message(&self, msg: &broker::Message) -> bool {
+    fn on_message(&self, msg: &Arc<broker::Message>) -> bool {
         let rules = self.rules.load();
         if rules.is_empty() {
             return false;
@@ -426,11 +467,25 @@ impl RulesEngine {
             self.metrics.lock().entry(r.name.clone()).or_default().matched += 1;
             let output_b64 = base64::engine::general_purpose::STANDARD.encode(output.to_bytes());
             for (i, a) in r.actions.iter().enumerate() {
+                if let ActionSpec::PresignedUrl = a {
+                    self.presigned_url(&output, msg);
+                    continue;
+                }
                 let job = render_job(&r.name, Some(i), a, &output_b64, &Ctx { input: &input });
                 submitted |= self.submit(job);
             }
         }
         submitted
+    }
+
+    /// Hand a request to the built-in URL issuer (on its own task).
+    fn presigned_url(&self, output: &rules::Output, msg: &Arc<broker::Message>) {
+        let Some(ft) = self.file_transfer.get().and_then(Weak::upgrade) else {
+            tracing::warn!("pre-signed URL request but the object service is not running");
+            return;
+        };
+        let request: Value = serde_json::from_slice(&output.to_bytes()).unwrap_or(Value::Null);
+        tokio::spawn(ft.handle_request(request, msg.clone()));
     }
 
     fn submit(&self, job: Job) -> bool {
@@ -493,10 +548,12 @@ fn render_job(rule: &str, action: Option<usize>, a: &ActionSpec, output_b64: &st
             params.insert("logGroupName".into(), json!(group));
             "cloudwatchLogs"
         }
-        ActionSpec::Objects { bucket } => {
+        ActionSpec::Objects { bucket, key } => {
             params.insert("bucketName".into(), json!(bucket));
+            params.insert("key".into(), json!(r(key)));
             "s3"
         }
+        ActionSpec::PresignedUrl => "thingportPresignedUrl",
     };
     Job {
         rule: rule.to_string(),
@@ -523,6 +580,9 @@ impl broker::broker::MessageHook for Hook {
         self.0.upgrade().is_some_and(|e| e.on_message(msg))
     }
 }
+
+/// Marks an action error that retrying cannot fix.
+const PERMANENT: &str = "permanent: ";
 
 /// Publisher id of messages republished by rules.
 const REPUBLISHER: &str = "$rules";
@@ -564,7 +624,7 @@ async fn run_job(
             Err(err) => {
                 job.attempts += 1;
                 job.last_error = Some(err.clone());
-                let permanent = job.kind == "s3";
+                let permanent = err.starts_with(PERMANENT);
                 if job.attempts >= MAX_ATTEMPTS || permanent {
                     tracing::warn!(rule = %job.rule, action = %job.kind, attempts = job.attempts, error = %err, "rule action failed for good");
                     e.metrics.lock().entry(job.rule.clone()).or_default().actions_failed += 1;
@@ -727,10 +787,17 @@ async fn execute(
                 payload = %String::from_utf8_lossy(&output), "rule log action");
             Ok(())
         }
-        "s3" => Err(format!(
-            "the object store is not configured yet (bucket {:?}): the S3 action arrives with secure file transfer",
-            p("bucketName")
-        )),
+        "s3" => {
+            let ft = e.file_transfer.get().and_then(Weak::upgrade).ok_or("the object service is not running")?;
+            let svc = ft.service().ok_or("the object service is not running")?;
+            let (bucket, key) = (p("bucketName"), p("key"));
+            match svc.put_bytes(&bucket, &key, &output, None, &format!("rule/{}", job.rule)).await {
+                Ok(_) => Ok(()),
+                // A missing bucket or a bad key will not fix itself: straight to the error action.
+                Err(err) if err.status < 500 => Err(format!("{PERMANENT}s3://{bucket}/{key}: {err}")),
+                Err(err) => Err(format!("s3://{bucket}/{key}: {err}")),
+            }
+        }
         other => Err(format!("unknown action {other}")),
     }
 }

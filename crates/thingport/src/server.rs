@@ -154,8 +154,62 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         nats_url,
     )?;
     rules.start(&broker, &shadows)?;
-    let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };
     registry.set_broker(&broker);
+    let credentials = Arc::new(vec![admin.clone()]);
+
+    // Secure file transfer: the S3-compatible endpoint and the URL issuer.
+    let s3_listener = bind(config.listeners.s3, "the S3-compatible endpoint").await?;
+    let s3_addr = s3_listener.local_addr()?;
+    let s3_url = config.objects.public_url.clone().unwrap_or_else(|| {
+        let host = config.hostnames.first().map_or("localhost", String::as_str);
+        format!("https://{host}:{}", s3_addr.port())
+    });
+    let (object_backend, staging) = open_object_backend(&config, &dir)?;
+    let uploads = objects::multipart::Uploads::open(dir.root.join("objects").join("uploads"))
+        .context("cannot open the multipart upload area")?;
+    let events = Arc::new(crate::file_transfer::RouterEvents(std::sync::OnceLock::new()));
+    let _ = events.0.set(Arc::downgrade(&broker));
+    registry.set_grants(db.clone());
+    let file_transfer = crate::file_transfer::FileTransfer::new(
+        db.clone(),
+        registry.clone(),
+        authorizer.clone(),
+        credentials.clone(),
+        crate::file_transfer::load_or_create_url_key(&dir.root.join("url-signing.key"))?,
+        crate::file_transfer::IssuerConfig {
+            public_url: s3_url.clone(),
+            region: config.region.clone(),
+            max_lifetime_secs: config.objects.max_url_lifetime_secs.max(1),
+            max_upload_bytes: config.objects.max_upload_bytes,
+            single_use: config.objects.single_use,
+        },
+    );
+    let s3_service = objects::service::S3Service::new(
+        object_backend,
+        staging,
+        uploads,
+        file_transfer.clone(),
+        events,
+        objects::service::ServiceConfig {
+            region: config.region.clone(),
+            max_object_size: config.objects.max_object_bytes,
+            virtual_host_suffix: config.objects.virtual_host_suffix.clone(),
+            owner_id: config.account_id.clone(),
+            event_topic_prefix: config.objects.event_topic_prefix.clone(),
+            ..Default::default()
+        },
+    );
+    file_transfer.attach(&broker, &shadows, &s3_service);
+    rules.set_file_transfer(&file_transfer, &config.objects.request_topic)?;
+    let s3_tls = Arc::new(ArcSwap::from_pointee(crate::tls::object_server_config(identity.resolver.clone())?));
+    let s3_app = objects::service::router(s3_service).layer(axum::middleware::map_request(
+        |axum::Extension(peer): axum::Extension<broker::PeerInfo>, mut req: axum::extract::Request| async move {
+            req.extensions_mut().insert(objects::service::ClientAddr(peer.addr));
+            req
+        },
+    ));
+
+    let data = crate::dataplane::DataState { broker: broker.clone(), shadows, authz: authorizer };
 
     let tls = crate::tls::device_server_config(registry.verifier(), identity.resolver.clone(), &[])?;
     let tls = Arc::new(ArcSwap::from_pointee(tls));
@@ -169,6 +223,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let https_addr = https_listener.local_addr()?;
     let https_app = crate::device_https::router(data.clone());
     tokio::spawn(crate::device_https::serve(https_listener, tls.clone(), https_app, shutdown_rx.clone()));
+
+    tokio::spawn(crate::device_https::serve(s3_listener, s3_tls, s3_app, shutdown_rx.clone()));
 
     let mut plain_addr = None;
     if let Some(addr) = config.listeners.mqtt_plain {
@@ -184,12 +240,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api_addr = api_listener.local_addr()?;
     let state = crate::api::ApiState {
         registry: registry.clone(),
-        credentials: Arc::new(vec![admin.clone()]),
+        credentials,
         broker: broker.clone(),
         policies: policies.clone(),
         rules: rules.clone(),
         mqtt_address: mqtt_addr.to_string(),
         server_identity: identity.clone(),
+        s3_url: s3_url.clone(),
         groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,
     };
     let app = crate::api::router(state, data);
@@ -209,6 +266,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api: format!("http://{api_addr}"),
         mqtt: mqtt_addr.to_string(),
         https: https_addr.to_string(),
+        s3: s3_url.clone(),
         mqtt_plain: plain_addr.map(|a| a.to_string()),
         region: config.region.clone(),
         pid: std::process::id(),
@@ -218,6 +276,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%mqtt_addr, "MQTT over TLS (client certificates required)");
     tracing::info!(%https_addr, "device HTTPS (client certificates required)");
     tracing::info!(%api_addr, "management API (SigV4)");
+    tracing::info!(%s3_addr, url = %s3_url, "S3-compatible object endpoint (SigV4, pre-signed URLs)");
     print_banner(&config, &dir, &endpoints, &admin, created);
 
     wait_for_signal(&identity).await;
@@ -242,6 +301,7 @@ fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCred
          \n  MQTT over TLS   {mqtt}   (devices need a client certificate)\n\
          \x20 Device HTTPS    {https}   (POST /topics/TOPIC with the device certificate)\n\
          \x20 Management API  {api}   (SigV4, access key {akid}{new})\n\
+         \x20 Objects (S3)    {s3}   (SigV4 with the same key; pre-signed URLs for devices)\n\
          \x20 Root CA         {ca}\n\
          \x20 Data directory  {data}\n\
          \nMake a first device (in another terminal):\n\
@@ -250,10 +310,55 @@ fn print_banner(config: &Config, dir: &DataDir, e: &Endpoints, admin: &AdminCred
         mqtt = e.mqtt,
         https = e.https,
         api = e.api,
+        s3 = e.s3,
         akid = admin.access_key_id,
         new = if created { ", new, saved in admin-credentials.json" } else { "" },
         ca = dir.ca_cert().display(),
     );
+}
+
+/// The object storage backend chosen by `[objects] backend`, and the staging
+/// area on the same filesystem as what commits from it.
+fn open_object_backend(
+    config: &Config,
+    dir: &DataDir,
+) -> anyhow::Result<(Arc<dyn objects::Backend>, Arc<objects::staging::Staging>)> {
+    let root = dir.root.join("objects");
+    match config.objects.backend.as_str() {
+        "local" => {
+            let backend = objects::storage::local::LocalBackend::open(&root)
+                .map_err(|e| anyhow::anyhow!("cannot open the object store in {}: {e}", root.display()))?;
+            let staging = backend.staging().clone();
+            Ok((Arc::new(backend), staging))
+        }
+        #[cfg(feature = "s3")]
+        "s3" => {
+            let s3 = &config.objects.s3;
+            let secret = std::env::var("THINGPORT_OBJECTS_S3_SECRET_ACCESS_KEY")
+                .ok()
+                .or_else(|| s3.secret_access_key.clone())
+                .unwrap_or_default();
+            let backend = objects::storage::remote::RemoteBackend::new(objects::storage::remote::RemoteConfig {
+                endpoint: s3.endpoint.clone(),
+                region: if s3.region.is_empty() { config.region.clone() } else { s3.region.clone() },
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: secret,
+                allow_http: s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+                virtual_hosted_style: s3.virtual_hosted_style,
+            })
+            .map_err(|e| anyhow::anyhow!("cannot use the S3 backend: {e}"))?;
+            let staging = objects::staging::Staging::new(root.join("tmp"))
+                .with_context(|| format!("cannot create {}", root.join("tmp").display()))?;
+            Ok((Arc::new(backend), Arc::new(staging)))
+        }
+        #[cfg(not(feature = "s3"))]
+        "s3" => anyhow::bail!(
+            "objects.backend = \"s3\" needs a build with the s3 feature: cargo build --release --features s3"
+        ),
+        other => anyhow::bail!("objects.backend must be \"local\" or \"s3\", not {other:?}"),
+    }
 }
 
 /// Wait for SIGINT/SIGTERM; SIGHUP rotates the server certificate.

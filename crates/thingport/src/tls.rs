@@ -178,6 +178,18 @@ pub fn device_server_config(
     Ok(config)
 }
 
+/// Server config for the S3-compatible endpoint: server certificate only
+/// (clients authenticate with SigV4 or a pre-signed URL).
+pub fn object_server_config(resolver: Arc<ServerCertResolver>) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Parse a PEM private key (PKCS#8, SEC1 or PKCS#1) into rustls' type.
 pub fn private_key_der(pem_text: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     let normalized = pki::normalize_private_key(pem_text)?;

@@ -170,6 +170,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (table_name, hash_key, range_key)
     );
     "#,
+    // 7: pre-signed URL grants (secure file transfer).
+    r#"
+    CREATE TABLE url_grants (
+        id TEXT PRIMARY KEY,
+        thing_name TEXT,
+        certificate_id TEXT,
+        client_id TEXT,
+        method TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        max_size INTEGER,
+        content_type TEXT,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        single_use INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX url_grants_thing ON url_grants (thing_name, created_ms);
+    CREATE INDEX url_grants_cert ON url_grants (certificate_id);
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

@@ -7,6 +7,7 @@
 //! can lose the last transactions, which `durability = "full"` prevents.
 
 mod broker;
+mod grants;
 mod groups;
 mod migrations;
 mod policy;

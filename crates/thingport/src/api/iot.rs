@@ -364,6 +364,7 @@ async fn server_info(State(s): State<ApiState>) -> ApiResult {
     Ok(Json(json!({
         "rootCaPem": s.registry.ca.cert_pem(),
         "mqttAddress": s.mqtt_address,
+        "s3Url": s.s3_url,
         "region": s.registry.region,
         "accountId": s.registry.account_id,
         "connectedClients": s.broker.connected_count(),

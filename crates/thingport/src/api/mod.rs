@@ -29,6 +29,8 @@ pub struct ApiState {
     pub policies: Arc<crate::policies::Policies>,
     /// The server certificate (rotation).
     pub server_identity: Arc<crate::server::ServerIdentity>,
+    /// S3-compatible endpoint URL devices and tools use.
+    pub s3_url: String,
     /// Thing types, thing groups, UpdateThing and registry events.
     pub groups: Arc<crate::groups::Groups>,
 }
