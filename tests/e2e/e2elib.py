@@ -991,15 +991,23 @@ def s3_client(server: Server, access_key_id: str | None = None, secret: str | No
               **config):
     """boto3 `s3` on the object endpoint (endpoints.json "s3", TLS verified
     with the server's root CA), path-style, with the admin key unless told
-    otherwise. Extra keyword arguments go to botocore's Config."""
+    otherwise. Extra keyword arguments go to botocore's Config.
+
+    signature_version is "s3v4" unless given: without it botocore signs
+    requests with SigV4 but pre-signs URLs and POST forms with SigV2
+    (`_default_s3_presign_to_sigv2`); pass signature_version=None for
+    botocore's defaults."""
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
     creds = admin_credentials(server)
-    cfg = dict(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=WAIT, read_timeout=30)
+    cfg = dict(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=WAIT, read_timeout=30,
+               signature_version="s3v4")
     if unsigned:
         cfg["signature_version"] = UNSIGNED
     cfg.update(config)
+    if cfg["signature_version"] is None:
+        del cfg["signature_version"]
     return boto3.client("s3", endpoint_url=server.endpoints["s3"], region_name="us-east-1",
                         aws_access_key_id=access_key_id or creds["accessKeyId"],
                         aws_secret_access_key=secret if secret is not None else creds["secretAccessKey"],

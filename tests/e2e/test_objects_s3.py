@@ -418,6 +418,28 @@ def test_presigned_get_and_put_with_requests(s3, bucket, server):
     assert s3.head_object(Bucket=bucket, Key="ps/ct.json")["ContentType"] == "application/json"
 
 
+def test_presign_with_botocore_default_signature_version(s3, bucket, server):
+    """boto3 configured as most examples do (no signature_version) pre-signs
+    URLs and POST forms with SigV2 (AWSAccessKeyId, Signature, Expires), as
+    AWS still accepts for pre-signed requests."""
+    ca = str(server.ca)
+    default = s3_client(server, signature_version=None)
+    s3.put_object(Bucket=bucket, Key="v2/get.txt", Body=b"sigv2 get")
+    url = default.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v2/get.txt"}, ExpiresIn=60)
+    assert "AWSAccessKeyId=" in url and "Signature=" in url, url
+    r = requests.get(url, verify=ca, timeout=10)
+    assert r.status_code == 200 and r.content == b"sigv2 get", (url, r.status_code, r.text)
+    url = default.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "v2/put.txt"}, ExpiresIn=60)
+    r = requests.put(url, data=b"sigv2 put", verify=ca, timeout=10)
+    assert r.status_code == 200, (url, r.status_code, r.text)
+    post = default.generate_presigned_post(Bucket=bucket, Key="v2/post.txt", ExpiresIn=60)
+    assert "AWSAccessKeyId" in post["fields"], post
+    r = requests.post(post["url"], data=post["fields"], files={"file": ("p.txt", b"sigv2 post")}, verify=ca,
+                      timeout=10)
+    assert r.status_code == 204, (post, r.status_code, r.text)
+    assert keys_of(s3, bucket, "v2/") == ["v2/get.txt", "v2/post.txt", "v2/put.txt"]
+
+
 def test_presigned_post_form(s3, bucket, server):
     ca = str(server.ca)
     post = s3.generate_presigned_post(
@@ -536,7 +558,7 @@ def test_path_escaping_and_hidden_character_keys_refused(s3, bucket, server):
         status, _, body = raw_https(server, "PUT", target_of(url), body=b"payload")
         assert status == 400, (key, status, body)
         assert s3_error(body)[0], (key, body)
-    for key in ("ctl\x01char", "bidi\u202egpj.exe", "new\nline"):
+    for key in ("a/../b", "a/./b", "ctl\x01char", "bidi\u202egpj.exe", "new\nline"):
         with pytest.raises(ClientError) as e:
             s3.put_object(Bucket=bucket, Key=key, Body=b"payload")
         assert err(e)[0] == 400, (key, err(e))

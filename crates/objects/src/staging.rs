@@ -105,7 +105,8 @@ type Flush = JoinHandle<(Sink, Vec<u8>, std::io::Result<()>)>;
 
 /// Writes a body to a temp file: buffered (1 MiB per blocking write, the next
 /// buffer filling while the previous one is written), MD5 computed as the
-/// bytes go to disk, bytes counted against the size limit.
+/// bytes go to disk, bytes counted against the size limit. A write whose
+/// future is dropped midway leaves the writer unusable: drop it too.
 pub struct StagedWriter {
     file: FileGuard,
     /// None while a flush is in flight (then `pending` holds it).

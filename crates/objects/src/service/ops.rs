@@ -220,7 +220,10 @@ async fn run(
                 return Err(S3Error::entity_too_large(limit(ctx)));
             }
             let stored = backend.put_object(bucket, meta, staged).await?;
-            svc.uploads.remove(bucket, key, upload_id).await?;
+            // The object is stored: a failed clean-up (or a concurrent complete) must not fail the request.
+            if let Err(e) = svc.uploads.remove(bucket, key, upload_id).await {
+                tracing::warn!(bucket, key, upload_id, error = %e, "could not remove a completed multipart upload");
+            }
             emit(ctx, "ObjectCreated:CompleteMultipartUpload", bucket, key, Some(&stored)).await;
             let location = format!("/{bucket}/{}", sigv4::uri_encode(key, false));
             let mut resp = xml_response(

@@ -352,9 +352,15 @@ impl Inner {
         let blob = uuid::Uuid::new_v4().simple().to_string();
         let path = self.blob_path(bucket, &blob)?;
         let dir = path.parent().expect("a blob path has a parent");
-        create_dir_durable(dir)?;
-        body.move_to(&path)?;
-        sync_dir(dir)?;
+        let moved = create_dir_durable(dir).and_then(|()| body.move_to(&path)).and_then(|()| sync_dir(dir));
+        if let Err(e) = moved {
+            let _ = std::fs::remove_file(&path);
+            // A concurrent bucket delete removes the directory.
+            if !bucket_exists(&self.db.lock(), bucket)? {
+                return Err(S3Error::no_such_bucket(bucket));
+            }
+            return Err(e.into());
+        }
 
         let committed = (|| {
             let conn = self.db.lock();
