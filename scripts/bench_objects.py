@@ -161,6 +161,7 @@ class Result:
             "server_cores": self.meter.server / self.meter.wall if self.meter.wall else 0.0,
             "client_cores": self.meter.client / self.meter.wall if self.meter.wall else 0.0,
             "other_cores": self.meter.others,
+            "server_measured": self.meter.server_pid is not None,
             "note": self.note,
             **self.extra,
         }
@@ -179,8 +180,9 @@ def markdown(rows: list[dict]) -> str:
         out.append(
             f"| {r['scenario']} | {r['client']} | {size_label(r['object_bytes'])} | {r['objects']} × {r['concurrency']} "
             f"| {r['median_ms']:.1f} | **{r['median_mbps']:.0f}** | {r['min_mbps']:.0f}–{r['max_mbps']:.0f} "
-            f"| {r['aggregate_mbps']:.0f} | {('%.2f' % srv) if r['server_cores'] or srv else '–'} "
-            f"| {r['server_cores']:.2f} | {r['client_cores']:.2f} | {r['other_cores']:.2f} |"
+            f"| {r['aggregate_mbps']:.0f} | {('%.2f' % srv) if r['server_measured'] else '–'} "
+            f"| {('%.2f' % r['server_cores']) if r['server_measured'] else '–'} "
+            f"| {r['client_cores']:.2f} | {r['other_cores']:.2f} |"
         )
     return "\n".join(out)
 

@@ -17,6 +17,7 @@ PIP_PACKAGES=(
   "boto3==1.44.5"
   "awscli==1.46.3"
   "awsiotsdk==1.31.0"
+  "requests==2.32.5"
 )
 
 say() { printf 'test-deps: %s\n' "$*"; }

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -18,7 +19,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from conftest import unique
-from e2elib import (QUIET, WAIT, HttpRecorder, iot_client, iot_data_client, props, s3_client, s3_error,
+from e2elib import (QUIET, HttpRecorder, iot_client, iot_data_client, props, s3_client, s3_error,
                     wait_until)
 
 pytestmark = pytest.mark.timeout(60)
@@ -302,13 +303,29 @@ def test_url_enforcement(server, s3, make_device, paho):
     # Streamed without a Content-Length (chunked), over the limit: refused too.
     try:
         r = put(server, ans, (os.urandom(1000) for _ in range(5)))
-        assert r.status_code in (400, 411), (r.status_code, r.text)
+        assert (r.status_code, s3_error(r.content)[0]) in ((400, "EntityTooLarge"), (411, "MissingContentLength")), \
+            (r.status_code, r.text)
     except requests.exceptions.ConnectionError:
         pass  # the server may stop reading and close; what matters is below
     assert keys_of(s3, "uploads", f"{d.thing}/small") == []
 
+    # The content type is part of the signature: another one is refused.
+    ans = d.put("photo.jpg", contentType="image/jpeg")
+    assert ans["headers"] == {"Content-Type": "image/jpeg"}
+    refused(put(server, dict(ans, headers={"Content-Type": "text/html"}), b"<script>"), 403, "SignatureDoesNotMatch")
+    assert keys_of(s3, "uploads", f"{d.thing}/photo") == []
+
+    # Two uploads at once with one single-use URL: exactly one wins.
+    ans = d.put("race.bin")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda b: (put(server, ans, b).status_code, b), [b"A" * 4000, b"B" * 4000]))
+    assert sorted(st for st, _ in results) == [200, 403], results
+    winner = next(b for st, b in results if st == 200)
+    assert s3.get_object(Bucket="uploads", Key=f"{d.thing}/race.bin")["Body"].read() == winner
+
     # Single use: the second PUT is refused and changes nothing.
     ans = d.put("once.bin")
+    assert ans["maxSize"] == 1024 ** 3  # [objects] max_upload_bytes when the request names no size
     first = os.urandom(2000)
     assert put(server, ans, first).status_code == 200
     refused(put(server, ans, b"second"), 403, "AccessDenied")
@@ -319,7 +336,8 @@ def test_url_enforcement(server, s3, make_device, paho):
         time.sleep(left)
     refused(put(server, expiring, b"late"), 403, "AccessDenied", "Request has expired")
     assert keys_of(s3, "uploads", f"{d.thing}/expired") == []
-    assert sorted(keys_of(s3, "uploads", f"{d.thing}/")) == [f"{d.thing}/once.bin", f"{d.thing}/tampered.bin"]
+    assert sorted(keys_of(s3, "uploads", f"{d.thing}/")) == [f"{d.thing}/once.bin", f"{d.thing}/race.bin",
+                                                              f"{d.thing}/tampered.bin"]
 
 
 def test_refused_large_upload_gets_an_answer(server, s3, make_device, paho):

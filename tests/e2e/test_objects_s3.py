@@ -24,7 +24,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from conftest import unique
-from e2elib import QUIET, WAIT, iot_client, raw_https, s3_client, s3_error, wait_until
+from e2elib import QUIET, iot_client, raw_https, s3_client, s3_error
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -418,26 +418,26 @@ def test_presigned_get_and_put_with_requests(s3, bucket, server):
     assert s3.head_object(Bucket=bucket, Key="ps/ct.json")["ContentType"] == "application/json"
 
 
-def test_presign_with_botocore_default_signature_version(s3, bucket, server):
+def test_presign_with_botocore_default_signature_version_is_refused_clearly(s3, bucket, server):
     """boto3 configured as most examples do (no signature_version) pre-signs
-    URLs and POST forms with SigV2 (AWSAccessKeyId, Signature, Expires), as
-    AWS still accepts for pre-signed requests."""
+    URLs and POST forms with SigV2 (AWSAccessKeyId, Signature, Expires).
+    Thingport accepts SigV4 only, and says how to switch."""
     ca = str(server.ca)
     default = s3_client(server, signature_version=None)
     s3.put_object(Bucket=bucket, Key="v2/get.txt", Body=b"sigv2 get")
     url = default.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v2/get.txt"}, ExpiresIn=60)
     assert "AWSAccessKeyId=" in url and "Signature=" in url, url
-    r = requests.get(url, verify=ca, timeout=10)
-    assert r.status_code == 200 and r.content == b"sigv2 get", (url, r.status_code, r.text)
-    url = default.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "v2/put.txt"}, ExpiresIn=60)
-    r = requests.put(url, data=b"sigv2 put", verify=ca, timeout=10)
-    assert r.status_code == 200, (url, r.status_code, r.text)
+    for r in (requests.get(url, verify=ca, timeout=10),
+              requests.put(default.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "v2/put.txt"},
+                                                          ExpiresIn=60), data=b"sigv2 put", verify=ca, timeout=10)):
+        assert r.status_code == 400, (url, r.status_code, r.text)
+        assert s3_error(r.content)[0] == "InvalidRequest" and "s3v4" in r.text, r.text
     post = default.generate_presigned_post(Bucket=bucket, Key="v2/post.txt", ExpiresIn=60)
     assert "AWSAccessKeyId" in post["fields"], post
     r = requests.post(post["url"], data=post["fields"], files={"file": ("p.txt", b"sigv2 post")}, verify=ca,
                       timeout=10)
-    assert r.status_code == 204, (post, r.status_code, r.text)
-    assert keys_of(s3, bucket, "v2/") == ["v2/get.txt", "v2/post.txt", "v2/put.txt"]
+    assert r.status_code == 400 and "s3v4" in r.text, (post, r.status_code, r.text)
+    assert keys_of(s3, bucket, "v2/") == ["v2/get.txt"]
 
 
 def test_presigned_post_form(s3, bucket, server):

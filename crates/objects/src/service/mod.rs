@@ -199,14 +199,17 @@ async fn handle(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
     let is_head = req.method() == axum::http::Method::HEAD;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let expects_continue = req.headers().get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (req, rest) = drainable(req);
     let mut resp = match ops::dispatch(&svc, req, &request_id).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status >= 500 {
+            if e.status >= 500 && e.status != 501 {
                 tracing::error!(%method, %path, code = e.code, error = %e.message, "S3 request failed");
             } else {
                 tracing::debug!(%method, %path, code = e.code, error = %e.message, "S3 request refused");
             }
+            rest.drain(expects_continue).await;
             error_response(&e, &request_id, is_head)
         }
     };
@@ -215,6 +218,58 @@ async fn handle(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
         resp.headers_mut().insert("x-amz-id-2", v);
     }
     resp
+}
+
+/// Most body bytes read and discarded after a refusal so that the client,
+/// still sending, reads the error instead of a reset connection.
+const MAX_DRAIN: usize = 64 * 1024 * 1024;
+/// How long a refusal waits for the rest of the body.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type SharedBody = Arc<tokio::sync::Mutex<(axum::body::BodyDataStream, bool)>>;
+
+/// What is left of a request body after the handler gave up on it.
+struct Rest(SharedBody);
+
+impl Rest {
+    /// Read and discard what the client is still sending (up to a limit), so
+    /// the error response reaches clients that send the whole body before
+    /// reading (`requests`, urllib3). A client waiting for `100 Continue`
+    /// whose body was never asked for is not asked now: it reads the error.
+    async fn drain(self, expects_continue: bool) {
+        use futures_util::StreamExt;
+        let mut guard = self.0.lock().await;
+        let (stream, started) = &mut *guard;
+        if expects_continue && !*started {
+            return;
+        }
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let mut n = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                n += chunk.len();
+                if n > MAX_DRAIN {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Give the handler a body whose unread rest stays reachable afterwards.
+fn drainable(req: Request) -> (Request, Rest) {
+    use futures_util::StreamExt;
+    let (parts, body) = req.into_parts();
+    let shared: SharedBody = Arc::new(tokio::sync::Mutex::new((body.into_data_stream(), false)));
+    let stream = futures_util::stream::unfold(shared.clone(), |s| async move {
+        let next = {
+            let mut guard = s.lock().await;
+            guard.1 = true;
+            guard.0.next().await
+        };
+        next.map(|item| (item, s))
+    });
+    (Request::from_parts(parts, Body::from_stream(stream)), Rest(shared))
 }
 
 pub(crate) fn error_response(e: &S3Error, request_id: &str, head: bool) -> Response {
