@@ -12,6 +12,7 @@
 
 pub mod broker;
 pub mod grants;
+pub mod keys;
 pub mod memory;
 pub mod policy;
 pub mod registry;
@@ -21,6 +22,7 @@ pub mod sqlite;
 
 pub use broker::{BrokerOp, BrokerSnapshot, BrokerStore, StoredMessage, StoredSession, StoredSubscription};
 pub use grants::{GrantStore, UrlGrant};
+pub use keys::{DataKeyRecord, KeyAuditRecord, KeyStore, KeyVersionRecord, MasterKeyRecord};
 pub use policy::{PolicyRecord, PolicyStore, PolicyVersionRecord};
 pub use registry::{CaCertificateRecord, CertificateRecord, CertificateStatus, RegistryStore, ThingRecord};
 pub use rules::{RuleRecord, RuleStore};

@@ -190,6 +190,58 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX url_grants_thing ON url_grants (thing_name, created_ms);
     CREATE INDEX url_grants_cert ON url_grants (certificate_id);
     "#,
+    // 8: payload keys: master keys with sealed versions, aliases, data keys
+    // issued to devices, and the append-only audit log of key use.
+    r#"
+    CREATE TABLE master_keys (
+        id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        deletion_ms INTEGER,
+        rotation_enabled INTEGER NOT NULL,
+        rotation_period_days INTEGER NOT NULL,
+        rotated_ms INTEGER NOT NULL,
+        current_version INTEGER NOT NULL
+    );
+    CREATE TABLE key_versions (
+        key_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (key_id, version)
+    );
+    CREATE TABLE key_aliases (
+        alias TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL
+    );
+    CREATE TABLE data_keys (
+        id TEXT PRIMARY KEY,
+        master_key_id TEXT NOT NULL,
+        thing_name TEXT,
+        certificate_id TEXT,
+        algorithm TEXT NOT NULL,
+        issued_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX data_keys_thing ON data_keys (thing_name, issued_ms);
+    CREATE TABLE key_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        key_id TEXT,
+        data_key_id TEXT,
+        principal TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX key_audit_key ON key_audit (key_id);
+    CREATE INDEX key_audit_data_key ON key_audit (data_key_id);
+    CREATE TRIGGER key_audit_no_update BEFORE UPDATE ON key_audit
+        BEGIN SELECT RAISE(ABORT, 'the key audit log is append-only'); END;
+    CREATE TRIGGER key_audit_no_delete BEFORE DELETE ON key_audit
+        BEGIN SELECT RAISE(ABORT, 'the key audit log is append-only'); END;
+    "#,
 ];
 
 pub fn run(conn: &Connection) -> crate::Result<()> {

@@ -8,6 +8,7 @@
 
 mod broker;
 mod grants;
+mod keys;
 mod groups;
 mod migrations;
 mod policy;
