@@ -738,3 +738,37 @@ def test_aws_cli_s3(s3, bucket, server, tmp_path):
 
     aws("s3", "rm", f"s3://{bucket}/cli/", "--recursive", "--only-show-errors")
     assert keys_of(s3, bucket) == []
+
+
+@pytest.mark.timeout(90)
+def test_acknowledged_objects_survive_kill9(fresh_server):
+    """An object whose PUT (or multipart completion) was acknowledged is there,
+    whole, after kill -9 and a restart; the temporary files of an upload cut
+    off mid-body are gone."""
+    s3c = s3_client(fresh_server)
+    s3c.create_bucket(Bucket="durable")
+    small = os.urandom(100_000)
+    s3c.put_object(Bucket="durable", Key="a/small.bin", Body=small)
+    big = os.urandom(11 * 1024 * 1024)
+    s3c.upload_fileobj(__import__("io").BytesIO(big), "durable", "a/big.bin",
+                       Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+    # An upload the server never finishes receiving: a declared length it will not get.
+    url = s3c.generate_presigned_url("put_object", Params={"Bucket": "durable", "Key": "a/cut.bin"}, ExpiresIn=60)
+    parts = urlsplit(url)
+    import socket
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(fresh_server.ca))
+    raw = ctx.wrap_socket(socket.create_connection((parts.hostname, parts.port)), server_hostname=parts.hostname)
+    raw.sendall(f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                f"Content-Length: 5000000\r\n\r\n".encode() + b"x" * 300_000)
+    time.sleep(0.5)
+    fresh_server.kill9()
+    raw.close()
+    fresh_server.start()
+    s3c = s3_client(fresh_server)
+    assert s3c.get_object(Bucket="durable", Key="a/small.bin")["Body"].read() == small
+    got = s3c.get_object(Bucket="durable", Key="a/big.bin")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+    assert keys_of(s3c, "durable") == ["a/big.bin", "a/small.bin"]
+    leftovers = list((fresh_server.data_dir / "objects" / "tmp").iterdir())
+    assert leftovers == [], f"temporary upload files survived a restart: {leftovers}"
