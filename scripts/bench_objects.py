@@ -12,13 +12,17 @@ measures. For 1 MiB and 100 MiB objects it times:
 * boto3 `upload_file` / `download_file` (multipart, 8 MiB parts, 10 threads,
   boto3's defaults) for 100 MiB, as a second client;
 * the disk's own speed on the same filesystem with dd: 100 MiB written with
-  `conv=fsync`, 1 MiB files written with `conv=fsync`, and a cached 100 MiB
-  file read to /dev/null.
+  `conv=fsync` (through the page cache, as the server writes) and with
+  `oflag=direct` (the device alone), 1 MiB files written with `conv=fsync`,
+  and a cached 100 MiB file read to /dev/null.
 
-MB is 10^6 bytes everywhere (as dd prints it). For each scenario it also
-records the server's CPU (from /proc/PID/stat), the client's CPU (this process
-and its children: curl, dd) and the rest of the machine's busy cores, because
-the machine may be shared.
+MB is 10^6 bytes everywhere (as dd prints it). Every PUT and GET is checked
+(HTTP 200, byte count), and one object of each size is read back and compared
+(and its ETag checked against its MD5). For each scenario it also records the
+server's CPU (from /proc/PID/stat), the client's CPU (this process and its
+children: curl, dd) and the rest of the machine's busy cores, because the
+machine may be shared. Before each group it waits (briefly) for the machine
+to be quiet.
 
     bench_objects.py --data-dir DATA --server-pid PID --work DIR [--json FILE]
 """
@@ -77,6 +81,10 @@ def self_cpu() -> float:
 
 @dataclass
 class Meter:
+    """Wall time and CPU of the server, of this client and of the rest of the
+    machine, summed over every `with meter:` block (so untimed steps, such as
+    deleting what a run wrote, can sit between the timed ones)."""
+
     server_pid: int | None
     t0: float = 0.0
     srv0: float = 0.0
@@ -95,10 +103,10 @@ class Meter:
         return self
 
     def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.t0
-        self.server = (proc_cpu(self.server_pid) if self.server_pid else 0.0) - self.srv0
-        self.client = self_cpu() - self.cli0
-        self.busy = machine_busy() - self.busy0
+        self.wall += time.perf_counter() - self.t0
+        self.server += (proc_cpu(self.server_pid) if self.server_pid else 0.0) - self.srv0
+        self.client += self_cpu() - self.cli0
+        self.busy += machine_busy() - self.busy0
         return False
 
     @property
@@ -200,32 +208,48 @@ def dd(args: list[str]) -> float:
 
 
 def disk_baseline(work: Path, large_mib: int, runs: int, small_runs: int) -> list[Result]:
+    """dd on the measured filesystem, under the same conditions as the server
+    scenarios: every run writes a new file and the previous one is deleted
+    first (the server scenarios delete their objects between runs), so the
+    page cache reuses freed pages. On this VM, growing the page cache into
+    memory the guest has not used lately costs several times more; see
+    docs/benchmarks.md."""
     results = []
-    f = work / "dd-test.bin"
+    f = work / "dd.bin"
     times = []
-    with Meter(None) as m:
-        for _ in range(runs):
-            f.unlink(missing_ok=True)
+    m = Meter(None)
+    for _ in range(runs):
+        f.unlink(missing_ok=True)
+        with m:
             times.append(dd(["if=/dev/zero", f"of={f}", "bs=1M", f"count={large_mib}", "conv=fsync"]))
-    results.append(Result("disk write, `dd conv=fsync`", "dd", large_mib * MiB, times, m,
-                          note="bs=1M, new file each run"))
-    # The file just written is in the page cache: this is memory bandwidth
-    # through the read path, for context only.
+    results.append(Result("disk write, `dd bs=1M conv=fsync`", "dd", large_mib * MiB, times, m,
+                          note="new file each run"))
+    # The file just written is in the page cache: memory bandwidth through
+    # the read path, for context only.
     times = []
     with Meter(None) as m:
         for _ in range(runs):
             times.append(dd([f"if={f}", "of=/dev/null", "bs=1M"]))
-    results.append(Result("disk read (page cache), `dd of=/dev/null`", "dd", large_mib * MiB, times, m))
+    results.append(Result("read of a cached file, `dd of=/dev/null`", "dd", large_mib * MiB, times, m))
+    # The device itself, without the page cache.
+    times = []
+    m = Meter(None)
+    for _ in range(runs):
+        f.unlink(missing_ok=True)
+        with m:
+            times.append(dd(["if=/dev/zero", f"of={f}", "bs=1M", f"count={large_mib}", "oflag=direct", "conv=fsync"]))
     f.unlink(missing_ok=True)
+    results.append(Result("disk write, `dd bs=1M oflag=direct conv=fsync`", "dd", large_mib * MiB, times, m,
+                          note="O_DIRECT: no page cache"))
+    small = [work / f"dd-small-{i}.bin" for i in range(small_runs)]
     times = []
     with Meter(None) as m:
-        for i in range(small_runs):
-            g = work / f"dd-small-{i}.bin"
+        for g in small:
             times.append(dd(["if=/dev/zero", f"of={g}", "bs=1M", "count=1", "conv=fsync"]))
-    for i in range(small_runs):
-        (work / f"dd-small-{i}.bin").unlink(missing_ok=True)
-    results.append(Result("disk write, `dd conv=fsync`, one file each", "dd", MiB, times, m,
-                          note="bs=1M count=1, new file each time"))
+    for g in small:
+        g.unlink(missing_ok=True)
+    results.append(Result("disk write, `dd bs=1M count=1 conv=fsync`", "dd", MiB, times, m,
+                          note="one new file each"))
     return results
 
 
@@ -309,8 +333,13 @@ def main() -> int:
     ap.add_argument("--large-runs", type=int, default=5)
     ap.add_argument("--boto-runs", type=int, default=3)
     ap.add_argument("--dd-runs", type=int, default=3)
+    ap.add_argument("--keep-objects", action="store_true",
+                    help="do not delete objects between runs (the page cache then keeps growing)")
     ap.add_argument("--quiet-cores", type=float, default=0.5)
-    ap.add_argument("--quiet-wait", type=float, default=30.0)
+    ap.add_argument("--quiet-wait", type=float, default=30.0,
+                    help="seconds to wait at the start for at most --quiet-cores busy cores")
+    ap.add_argument("--quiet-wait-each", type=float, default=10.0,
+                    help="the same before each group of scenarios")
     a = ap.parse_args()
 
     import boto3
@@ -330,6 +359,10 @@ def main() -> int:
 
     others = wait_quiet(a.quiet_cores, a.quiet_wait)
     log(f"endpoint {s3_url}; other load at start: {others:.2f} cores")
+
+    def settle() -> None:
+        if a.quiet_wait_each > 0:
+            wait_quiet(a.quiet_cores, a.quiet_wait_each)
 
     s3 = boto3.client(
         "s3", endpoint_url=s3_url, region_name="us-east-1", verify=ca,
@@ -355,11 +388,24 @@ def main() -> int:
     curl.get(presign("get_object", "warmup"), MiB)
 
     # Disk first, while nothing of ours is being written back.
+    settle()
     log("disk baseline (dd)")
     results += disk_baseline(work, a.large_mib, a.dd_runs, 20)
 
-    # 1 MiB, sequential, one connection per object.
+    def delete(keys: list[str]) -> None:
+        """Untimed: what a run wrote goes before the next run (unless
+        --keep-objects), so runs find the same conditions, as dd's runs do."""
+        if a.keep_objects:
+            return
+        for i in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                     "Quiet": True})
+
+    dl = work / "download.bin"
+
+    # 1 MiB, sequential, one curl process (one TCP + TLS connection) per object.
     n = a.small_count
+    settle()
     log(f"1 MiB: {n} sequential PUTs and GETs, one curl (one TLS connection) per object")
     keys = [f"small/seq/{i:04d}" for i in range(n)]
     puts = [presign("put_object", k) for k in keys]
@@ -370,8 +416,19 @@ def main() -> int:
     with Meter(pid) as m:
         t = [curl.get(url, MiB) for url in gets]
     results.append(Result("GET, pre-signed URL, new connection each", "curl", MiB, t, m, note="-o /dev/null"))
+    # Verify one object end to end (untimed).
+    curl.get(gets[0], MiB, str(dl))
+    if md5_file(dl) != small_md5:
+        raise SystemExit("a 1 MiB object came back different")
+    etag = s3.head_object(Bucket=bucket, Key=keys[0])["ETag"].strip('"')
+    if etag != small_md5:
+        raise SystemExit(f"1 MiB ETag {etag} is not the MD5 {small_md5}")
+    dl.unlink()
+    delete(keys)
 
-    # 1 MiB, one connection for all (isolates the per-connection cost).
+    # 1 MiB, one curl for all: one kept-alive connection (isolates the
+    # per-connection cost: process start, TCP, TLS handshake).
+    settle()
     keys = [f"small/ka/{i:04d}" for i in range(n)]
     puts = [presign("put_object", k) for k in keys]
     gets = [presign("get_object", k) for k in keys]
@@ -381,9 +438,11 @@ def main() -> int:
     with Meter(pid) as m:
         t = curl.get_many(gets, MiB)
     results.append(Result("GET, pre-signed URL, one kept-alive connection", "curl", MiB, t, m, note="-o /dev/null"))
+    delete(keys)
 
-    # 1 MiB, concurrent clients.
+    # 1 MiB, concurrent clients, each one curl per object.
     c, per = a.concurrency, a.concurrent_count
+    settle()
     log(f"1 MiB: {c} concurrent clients × {per} PUTs and GETs")
     keys = [[f"small/conc/{w}/{i:04d}" for i in range(per)] for w in range(c)]
     puts = [[presign("put_object", k) for k in ks] for ks in keys]
@@ -396,65 +455,63 @@ def main() -> int:
             t = sum(pool.map(lambda urls: [curl.get(u, MiB) for u in urls], gets), [])
         results.append(Result("GET, pre-signed URL, new connection each", "curl", MiB, t, m, concurrency=c,
                               note="-o /dev/null"))
+    delete(sum(keys, []))
 
-    # Verify one 1 MiB object end to end (outside the timing).
-    dl = work / "verify.bin"
-    curl.get(gets[0][0], MiB, str(dl))
-    if md5_file(dl) != small_md5:
-        raise SystemExit("1 MiB object came back different")
-    etag = s3.head_object(Bucket=bucket, Key=keys[0][0])["ETag"].strip('"')
-    if etag != small_md5:
-        raise SystemExit(f"1 MiB ETag {etag} is not the MD5 {small_md5}")
-
-    # 100 MiB with curl.
+    # 100 MiB with curl: per run PUT, GET to /dev/null, GET to a file, then
+    # (untimed) delete the object and the downloaded file.
     size = a.large_mib * MiB
+    settle()
     log(f"{a.large_mib} MiB: {a.large_runs} PUTs and GETs with curl")
-    keys = [f"large/curl/{i}" for i in range(a.large_runs)]
-    puts = [presign("put_object", k) for k in keys]
-    gets = [presign("get_object", k) for k in keys]
-    with Meter(pid) as m:
-        t = [curl.put(large, url, size) for url in puts]
-    results.append(Result("PUT, pre-signed URL", "curl", size, t, m))
-    with Meter(pid) as m:
-        t = [curl.get(url, size) for url in gets]
-    results.append(Result("GET, pre-signed URL", "curl", size, t, m, note="-o /dev/null"))
-    with Meter(pid) as m:
-        t = []
-        for url in gets[:3]:
-            dl.unlink(missing_ok=True)
-            t.append(curl.get(url, size, str(dl)))
-    results.append(Result("GET, pre-signed URL, to a file on disk", "curl", size, t, m,
+    m_put, m_get, m_file = Meter(pid), Meter(pid), Meter(pid)
+    t_put, t_get, t_file = [], [], []
+    for i in range(a.large_runs):
+        key = f"large/curl/{i}"
+        put, get = presign("put_object", key), presign("get_object", key)
+        with m_put:
+            t_put.append(curl.put(large, put, size))
+        with m_get:
+            t_get.append(curl.get(get, size))
+        if i < 3:
+            with m_file:
+                t_file.append(curl.get(get, size, str(dl)))
+            if i == 0:
+                if md5_file(dl) != large_md5:
+                    raise SystemExit(f"the {a.large_mib} MiB object came back different")
+                etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+                if etag != large_md5:
+                    raise SystemExit(f"{a.large_mib} MiB ETag {etag} is not the MD5 {large_md5}")
+            dl.unlink()
+        delete([key])
+    results.append(Result("PUT, pre-signed URL", "curl", size, t_put, m_put))
+    results.append(Result("GET, pre-signed URL", "curl", size, t_get, m_get, note="-o /dev/null"))
+    results.append(Result("GET, pre-signed URL, to a file on disk", "curl", size, t_file, m_file,
                           note="-o FILE (page cache, no fsync)"))
-    if md5_file(dl) != large_md5:
-        raise SystemExit(f"{a.large_mib} MiB object came back different")
-    etag = s3.head_object(Bucket=bucket, Key=keys[0])["ETag"].strip('"')
-    if etag != large_md5:
-        raise SystemExit(f"{a.large_mib} MiB ETag {etag} is not the MD5 {large_md5}")
 
     # 100 MiB with boto3 (multipart upload, ranged parallel download).
     tc = TransferConfig()  # boto3 defaults: 8 MiB threshold and parts, 10 threads
+    settle()
     log(f"{a.large_mib} MiB: {a.boto_runs} boto3 upload_file / download_file (multipart, "
         f"{tc.multipart_chunksize // MiB} MiB parts, {tc.max_concurrency} threads)")
-    t = []
-    with Meter(pid) as m:
-        for i in range(a.boto_runs):
+    m_up, m_down = Meter(pid), Meter(pid)
+    t_up, t_down = [], []
+    for i in range(a.boto_runs):
+        key = f"large/boto/{i}"
+        with m_up:
             t0 = time.perf_counter()
-            s3.upload_file(str(large), bucket, f"large/boto/{i}", Config=tc)
-            t.append(time.perf_counter() - t0)
-    results.append(Result("upload_file (multipart)", "boto3", size, t, m,
+            s3.upload_file(str(large), bucket, key, Config=tc)
+            t_up.append(time.perf_counter() - t0)
+        with m_down:
+            t0 = time.perf_counter()
+            s3.download_file(bucket, key, str(dl), Config=tc)
+            t_down.append(time.perf_counter() - t0)
+        if i == 0 and md5_file(dl) != large_md5:
+            raise SystemExit("the boto3 download came back different")
+        dl.unlink()
+        delete([key])
+    results.append(Result("upload_file (multipart)", "boto3", size, t_up, m_up,
                           note=f"{tc.multipart_chunksize // MiB} MiB parts, {tc.max_concurrency} threads"))
-    t = []
-    with Meter(pid) as m:
-        for i in range(a.boto_runs):
-            dl.unlink(missing_ok=True)
-            t0 = time.perf_counter()
-            s3.download_file(bucket, f"large/boto/{i}", str(dl), Config=tc)
-            t.append(time.perf_counter() - t0)
-    results.append(Result("download_file (ranged GETs)", "boto3", size, t, m,
+    results.append(Result("download_file (ranged GETs)", "boto3", size, t_down, m_down,
                           note="to a file on disk (no fsync)"))
-    if md5_file(dl) != large_md5:
-        raise SystemExit("boto3 download came back different")
-    dl.unlink(missing_ok=True)
 
     rows = [r.row() for r in results]
     meta = {

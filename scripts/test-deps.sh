@@ -18,6 +18,7 @@ PIP_PACKAGES=(
   "awscli==1.46.3"
   "awsiotsdk==1.31.0"
   "requests==2.32.5"
+  "moto[server]==5.2.5"
 )
 
 say() { printf 'test-deps: %s\n' "$*"; }
@@ -88,6 +89,7 @@ for spec in "${PIP_PACKAGES[@]}"; do
 import sys, fnmatch
 from importlib.metadata import version
 name, want = sys.argv[1].split("==")
+name = name.split("[")[0]  # "moto[server]" is installed as "moto"
 sys.exit(0 if fnmatch.fnmatch(version(name), want) else 1)
 PYEOF
   then need_pip=1; fi

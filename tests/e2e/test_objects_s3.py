@@ -772,3 +772,54 @@ def test_acknowledged_objects_survive_kill9(fresh_server):
     assert keys_of(s3c, "durable") == ["a/big.bin", "a/small.bin"]
     leftovers = list((fresh_server.data_dir / "objects" / "tmp").iterdir())
     assert leftovers == [], f"temporary upload files survived a restart: {leftovers}"
+
+
+@pytest.mark.timeout(120)
+def test_s3_compatible_backend_on_a_third_party_server(make_server, tmp_path):
+    """Thingport on the S3-compatible backend (needs a build with --features
+    s3), storing into a real third-party S3 server: moto, started by
+    scripts/test.sh (THINGPORT_TEST_S3_ENDPOINT)."""
+    endpoint = os.environ.get("THINGPORT_TEST_S3_ENDPOINT")
+    if not endpoint:
+        pytest.skip("THINGPORT_TEST_S3_ENDPOINT is not set (scripts/test.sh starts moto and sets it)")
+    import boto3
+    remote_bucket = unique("tp-remote").lower()
+    remote = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    remote.create_bucket(Bucket=remote_bucket)
+    cfg = tmp_path / "thingport.toml"
+    cfg.write_text(f'''
+[objects]
+backend = "s3"
+[objects.s3]
+endpoint = "{endpoint}"
+region = "us-east-1"
+bucket = "{remote_bucket}"
+prefix = "tp/"
+access_key_id = "testing"
+secret_access_key = "testing"
+''')
+    srv = make_server("s3backend", extra_args=["--config", str(cfg)]).start()
+    s3c = s3_client(srv)
+    s3c.create_bucket(Bucket="fleet")
+    body = os.urandom(200_000)
+    s3c.put_object(Bucket="fleet", Key="cam/a.bin", Body=body, ContentType="application/x-scan", Metadata={"m": "1"})
+    got = s3c.get_object(Bucket="fleet", Key="cam/a.bin")
+    assert got["Body"].read() == body and got["ContentType"] == "application/x-scan" and got["Metadata"] == {"m": "1"}
+    assert got["ETag"] == f'"{md5_hex(body)}"'
+    assert s3c.get_object(Bucket="fleet", Key="cam/a.bin", Range="bytes=10-19")["Body"].read() == body[10:20]
+    big = os.urandom(11 * 1024 * 1024)
+    s3c.upload_fileobj(__import__("io").BytesIO(big), "fleet", "cam/big.bin",
+                       Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+    assert hashlib.sha256(s3c.get_object(Bucket="fleet", Key="cam/big.bin")["Body"].read()).digest() == \
+        hashlib.sha256(big).digest()
+    assert keys_of(s3c, "fleet", "cam/") == ["cam/a.bin", "cam/big.bin"]
+    url = s3c.generate_presigned_url("get_object", Params={"Bucket": "fleet", "Key": "cam/a.bin"}, ExpiresIn=60)
+    assert requests.get(url, verify=str(srv.ca), timeout=10).content == body
+    # The bytes really live in the third-party server.
+    stored = [o["Key"] for o in remote.list_objects_v2(Bucket=remote_bucket, Prefix="tp/data/fleet/").get("Contents", [])]
+    assert stored == ["tp/data/fleet/cam/a.bin", "tp/data/fleet/cam/big.bin"], stored
+    s3c.delete_object(Bucket="fleet", Key="cam/a.bin")
+    with pytest.raises(ClientError) as e:
+        s3c.get_object(Bucket="fleet", Key="cam/a.bin")
+    assert err(e.value)[1] == "NoSuchKey"

@@ -199,7 +199,8 @@ async fn handle(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
     let is_head = req.method() == axum::http::Method::HEAD;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let expects_continue = req.headers().get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue =
+        req.headers().get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (req, rest) = drainable(req);
     let mut resp = match ops::dispatch(&svc, req, &request_id).await {
         Ok(r) => r,

@@ -451,13 +451,16 @@ impl RemoteBackend {
             }
             match page.page_token {
                 None => break,
-                Some(_) if ended_in_group => {
+                Some(t) => {
                     // Jump past the rest of the group instead of paging
                     // through it: U+10FFFF sorts after every other character.
-                    let g = group.as_deref().unwrap_or_default();
-                    offset = Some(format!("{g}\u{10FFFF}"));
+                    // (Plain paging if the remote did not move on.)
+                    let jump = group.as_ref().filter(|_| ended_in_group).map(|g| format!("{g}\u{10FFFF}"));
+                    match jump {
+                        Some(jump) if offset.as_ref() != Some(&jump) => offset = Some(jump),
+                        _ => token = Some(t),
+                    }
                 }
-                Some(t) => token = Some(t),
             }
         }
         if out.truncated {
