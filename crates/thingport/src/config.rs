@@ -28,6 +28,30 @@ pub struct Config {
     pub shadow: ShadowConfig,
     pub rules: RulesConfig,
     pub objects: ObjectsConfig,
+    pub keys: KeysConfig,
+}
+
+/// Payload keys: the KMS-like key service and the device data-key issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// File holding the root key (base64, 0600) that seals master keys; `THINGPORT_ROOT_KEY` overrides it.
+    /// Default: `<data_dir>/root.key`, created on first start.
+    pub root_key_file: Option<PathBuf>,
+    /// Topic of the built-in data-key issuer; "" turns it off.
+    pub request_topic: String,
+    /// How long a device data key is valid for new encryptions (seconds).
+    pub data_key_lifetime_secs: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            root_key_file: None,
+            request_topic: "payload-keys/requests".into(),
+            data_key_lifetime_secs: 86_400,
+        }
+    }
 }
 
 /// Secure file transfer: the S3-compatible endpoint and pre-signed URLs for devices.
@@ -213,6 +237,7 @@ impl Default for Config {
             shadow: ShadowConfig::default(),
             rules: RulesConfig::default(),
             objects: ObjectsConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod dataplane;
 mod device_https;
 mod file_transfer;
 mod groups;
+mod payload_keys;
 mod policies;
 mod registry;
 mod rules_engine;
@@ -52,6 +53,9 @@ enum Command {
         #[arg(long)]
         no_policy: bool,
     },
+    /// The device side of payload keys: unwrap a data key, encrypt and decrypt files.
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Topic rules (SQL over every message, with actions).
     #[command(subcommand)]
     Rules(RulesCmd),
@@ -228,6 +232,49 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
+enum DeviceCmd {
+    /// Print the data key of an issuer answer (base64), unwrapped with the device's private key.
+    Unwrap {
+        /// The JSON answer of the data-key issuer (keyId, wrappedKey, ciphertextBlob).
+        #[arg(long)]
+        answer: PathBuf,
+        /// The device's private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Encrypt a file (or - for stdin) into an envelope (or - for stdout).
+    Encrypt {
+        #[arg(long)]
+        answer: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// Thing name bound into the envelope's authenticated data.
+        #[arg(long)]
+        thing: Option<String>,
+        /// Object key bound into the envelope's authenticated data.
+        #[arg(long)]
+        object: Option<String>,
+        /// Sign the envelope with the device's private key.
+        #[arg(long)]
+        sign: bool,
+        input: PathBuf,
+        output: PathBuf,
+    },
+    /// Decrypt an envelope made with this device's data key.
+    Decrypt {
+        #[arg(long)]
+        answer: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// Verify the envelope's signature against this certificate (PEM).
+        #[arg(long)]
+        signer_cert: Option<PathBuf>,
+        input: PathBuf,
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ThingsCmd {
     /// List things.
     List {
@@ -353,6 +400,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let policy = (!no_policy).then_some(policy.as_str());
             cli::provision::run(&c, &name, &out, key_type, policy).await
         }
+        Command::Device(cmd) => match cmd {
+            DeviceCmd::Unwrap { answer, key } => cli::device::unwrap(&answer, &key),
+            DeviceCmd::Encrypt { answer, key, thing, object, sign, input, output } => {
+                cli::device::encrypt(&answer, &key, &input, &output, thing.as_deref(), object.as_deref(), sign)
+            }
+            DeviceCmd::Decrypt { answer, key, signer_cert, input, output } => {
+                cli::device::decrypt(&answer, &key, &input, &output, signer_cert.as_deref())
+            }
+        },
         Command::Rules(cmd) => {
             let c = client::ApiClient::discover(cli.data_dir.as_deref().unwrap_or(&default_dir))?;
             match cmd {

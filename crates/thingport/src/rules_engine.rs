@@ -65,6 +65,9 @@ enum ActionSpec {
     /// issuer answers the request (runs at once, not as a durable job: the
     /// answer is only useful to the connection that asked).
     PresignedUrl,
+    /// Thingport's `thingportDataKey: {}`: the built-in data-key issuer
+    /// answers the request (at once, like the URL issuer).
+    DataKey,
 }
 
 /// A job: one action to run for one message, with its templates rendered.
@@ -123,6 +126,7 @@ pub struct RulesEngine {
     /// pre-signed URL issuer's binding); not listed, not editable.
     builtin: Mutex<Vec<Arc<CompiledRule>>>,
     file_transfer: OnceLock<Weak<crate::file_transfer::FileTransfer>>,
+    payload_keys: OnceLock<Weak<crate::payload_keys::PayloadKeys>>,
     pub region: String,
     pub account_id: String,
 }
@@ -202,9 +206,10 @@ fn parse_action(a: &Value) -> Result<ActionSpec, ApiError> {
             ActionSpec::Objects { bucket, key: template(v, "key")? }
         }
         "thingportPresignedUrl" => ActionSpec::PresignedUrl,
+        "thingportDataKey" => ActionSpec::DataKey,
         other => {
             return Err(invalid(format!(
-                "action type {other:?} is not supported; use republish, http, dynamoDB, kinesis (NATS), nats, cloudwatchLogs, s3 or thingportPresignedUrl"
+                "action type {other:?} is not supported; use republish, http, dynamoDB, kinesis (NATS), nats, cloudwatchLogs, s3, thingportPresignedUrl or thingportDataKey"
             )))
         }
     })
@@ -262,6 +267,7 @@ impl RulesEngine {
             metrics: Mutex::new(HashMap::new()),
             builtin: Mutex::new(Vec::new()),
             file_transfer: OnceLock::new(),
+            payload_keys: OnceLock::new(),
             region,
             account_id,
         });
@@ -308,19 +314,31 @@ impl RulesEngine {
         request_topic: &str,
     ) -> anyhow::Result<()> {
         let _ = self.file_transfer.set(Arc::downgrade(ft));
-        if !request_topic.is_empty() {
-            if !mqtt::topic::valid_topic_filter(request_topic) {
-                anyhow::bail!("objects.request_topic {request_topic:?} is not a valid topic filter");
-            }
-            let payload = json!({
-                "sql": format!("SELECT * FROM '{request_topic}'"),
-                "actions": [{ "thingportPresignedUrl": {} }],
-            });
-            let rule = Self::compile("$thingport_presigned_url", &payload).map_err(|e| anyhow::anyhow!(e.message))?;
-            self.builtin.lock().push(Arc::new(rule));
-            self.reload().map_err(|e| anyhow::anyhow!(e.message))?;
+        self.add_builtin("$thingport_presigned_url", "objects.request_topic", request_topic, "thingportPresignedUrl")
+    }
+
+    /// Bind the payload-key service and its data-key issuer's topic.
+    pub fn set_payload_keys(
+        &self,
+        pk: &Arc<crate::payload_keys::PayloadKeys>,
+        request_topic: &str,
+    ) -> anyhow::Result<()> {
+        let _ = self.payload_keys.set(Arc::downgrade(pk));
+        self.add_builtin("$thingport_data_key", "keys.request_topic", request_topic, "thingportDataKey")
+    }
+
+    /// A built-in rule `SELECT * FROM 'topic'` feeding a built-in service (none when the topic is empty).
+    fn add_builtin(&self, name: &str, setting: &str, topic: &str, action: &str) -> anyhow::Result<()> {
+        if topic.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        if !mqtt::topic::valid_topic_filter(topic) || topic.contains('\'') {
+            anyhow::bail!("{setting} {topic:?} is not a valid topic filter");
+        }
+        let payload = json!({ "sql": format!("SELECT * FROM '{topic}'"), "actions": [{ action: {} }] });
+        let rule = Self::compile(name, &payload).map_err(|e| anyhow::anyhow!(e.message))?;
+        self.builtin.lock().push(Arc::new(rule));
+        self.reload().map_err(|e| anyhow::anyhow!(e.message))
     }
 
     pub fn rule_arn(&self, name: &str) -> String {
@@ -467,9 +485,16 @@ impl RulesEngine {
             self.metrics.lock().entry(r.name.clone()).or_default().matched += 1;
             let output_b64 = base64::engine::general_purpose::STANDARD.encode(output.to_bytes());
             for (i, a) in r.actions.iter().enumerate() {
-                if let ActionSpec::PresignedUrl = a {
-                    self.presigned_url(&output, msg);
-                    continue;
+                match a {
+                    ActionSpec::PresignedUrl => {
+                        self.presigned_url(&output, msg);
+                        continue;
+                    }
+                    ActionSpec::DataKey => {
+                        self.data_key(&output, msg);
+                        continue;
+                    }
+                    _ => {}
                 }
                 let job = render_job(&r.name, Some(i), a, &output_b64, &Ctx { input: &input });
                 submitted |= self.submit(job);
@@ -486,6 +511,16 @@ impl RulesEngine {
         };
         let request: Value = serde_json::from_slice(&output.to_bytes()).unwrap_or(Value::Null);
         tokio::spawn(ft.handle_request(request, msg.clone()));
+    }
+
+    /// Hand a request to the built-in data-key issuer (on its own task).
+    fn data_key(&self, output: &rules::Output, msg: &Arc<broker::Message>) {
+        let Some(pk) = self.payload_keys.get().and_then(Weak::upgrade) else {
+            tracing::warn!("data key request but the key service is not running");
+            return;
+        };
+        let request: Value = serde_json::from_slice(&output.to_bytes()).unwrap_or(Value::Null);
+        tokio::spawn(pk.handle_request(request, msg.clone()));
     }
 
     fn submit(&self, job: Job) -> bool {
@@ -554,6 +589,7 @@ fn render_job(rule: &str, action: Option<usize>, a: &ActionSpec, output_b64: &st
             "s3"
         }
         ActionSpec::PresignedUrl => "thingportPresignedUrl",
+        ActionSpec::DataKey => "thingportDataKey",
     };
     Job {
         rule: rule.to_string(),

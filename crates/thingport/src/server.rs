@@ -201,6 +201,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     file_transfer.attach(&broker, &shadows, &s3_service);
     rules.set_file_transfer(&file_transfer, &config.objects.request_topic)?;
+
+    // Payload keys: master keys sealed by the root key, device data keys.
+    let root_key_path = config.keys.root_key_file.clone().unwrap_or_else(|| dir.root.join("root.key"));
+    let payload_keys = crate::payload_keys::PayloadKeys::new(
+        db.clone(),
+        crate::payload_keys::load_root_key(&root_key_path)?,
+        config.region.clone(),
+        config.account_id.clone(),
+        registry.clone(),
+        authorizer.clone(),
+        config.keys.data_key_lifetime_secs,
+    )?;
+    payload_keys.attach(&broker);
+    rules.set_payload_keys(&payload_keys, &config.keys.request_topic)?;
+    {
+        let pk = Arc::downgrade(&payload_keys);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let Some(pk) = pk.upgrade() else { return };
+                tokio::task::spawn_blocking(move || pk.housekeeping()).await.ok();
+            }
+        });
+    }
     let s3_tls = Arc::new(ArcSwap::from_pointee(crate::tls::object_server_config(identity.resolver.clone())?));
     let s3_app = objects::service::router(s3_service).layer(axum::middleware::map_request(
         |axum::Extension(peer): axum::Extension<broker::PeerInfo>, mut req: axum::extract::Request| async move {
@@ -247,6 +272,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mqtt_address: mqtt_addr.to_string(),
         server_identity: identity.clone(),
         s3_url: s3_url.clone(),
+        keys: payload_keys.clone(),
         groups: crate::groups::Groups::new(db.clone(), registry.clone(), broker.clone())?,
     };
     let app = crate::api::router(state, data);

@@ -13,6 +13,10 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Clock skew tolerated on header-signed requests (AWS: 15 minutes).
 const MAX_SKEW_SECS: i64 = 15 * 60;
 
+/// The access key id that signed the request (for audit logs).
+#[derive(Debug, Clone)]
+pub struct AccessKey(pub String);
+
 pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -54,6 +58,8 @@ pub async fn require_sigv4(State(state): State<ApiState>, req: Request, next: Ne
     match sigv4::verify(&sreq, sigv4::UriEncoding::Double, secret_for, now, MAX_SKEW_SECS) {
         Ok(v) => {
             let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
+            let mut parts = parts;
+            parts.extensions.insert(AccessKey(v.access_key_id.clone()));
             let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             // Any successful change may alter authorization decisions (policies,
             // attachments, groups, attributes): connections recompile lazily.

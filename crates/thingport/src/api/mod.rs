@@ -6,6 +6,7 @@ pub mod ca;
 pub mod error;
 pub mod groups;
 pub mod iot;
+pub mod kms;
 pub mod policy;
 pub mod rules;
 
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub policies: Arc<crate::policies::Policies>,
     /// The server certificate (rotation).
     pub server_identity: Arc<crate::server::ServerIdentity>,
+    /// Payload keys (the KMS-compatible API).
+    pub keys: Arc<crate::payload_keys::PayloadKeys>,
     /// S3-compatible endpoint URL devices and tools use.
     pub s3_url: String,
     /// Thing types, thing groups, UpdateThing and registry events.
@@ -45,6 +48,7 @@ pub fn router(state: ApiState, data: crate::dataplane::DataState) -> Router {
         .merge(policy::routes())
         .merge(groups::routes())
         .merge(rules::routes())
+        .merge(kms::routes())
         .with_state(state.clone())
         .merge(data_routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_sigv4));

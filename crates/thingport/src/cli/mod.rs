@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod certs;
+pub mod device;
 pub mod groups;
 pub mod policies;
 pub mod provision;
