@@ -8,8 +8,8 @@
 
 mod broker;
 mod grants;
-mod keys;
 mod groups;
+mod keys;
 mod migrations;
 mod policy;
 mod registry;
