@@ -1102,3 +1102,45 @@ class HttpRecorder:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ---------------------------------------------------------------------------
+# Payload keys: the KMS-compatible API and Thingport's own management routes
+# ---------------------------------------------------------------------------
+
+def kms_client(server: Server):
+    """boto3 `kms` on the management API (KMS JSON 1.1, SigV4) with the admin key."""
+    import boto3
+    from botocore.config import Config
+    creds = admin_credentials(server)
+    return boto3.client("kms", endpoint_url=server.endpoints["api"], region_name="us-east-1",
+                        aws_access_key_id=creds["accessKeyId"], aws_secret_access_key=creds["secretAccessKey"],
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=WAIT, read_timeout=30))
+
+
+def api_request(server: Server, method: str, path: str, body: bytes = b"", params: dict | None = None,
+                headers: dict | None = None, timeout: float = 30.0) -> tuple[int, dict, bytes]:
+    """One SigV4-signed request (admin key, service "iot", botocore's pure-Python
+    SigV4Auth) to a management API route boto3 has no client for, e.g.
+    `/thingport/data-keys`. Returns (status, lower-case headers, body)."""
+    import requests
+    from urllib.parse import urlencode
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    creds = admin_credentials(server)
+    url = server.endpoints["api"] + path + ("?" + urlencode(params) if params else "")
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    SigV4Auth(Credentials(creds["accessKeyId"], creds["secretAccessKey"]), "iot", "us-east-1").add_auth(req)
+    r = requests.request(method, url, data=body, headers=dict(req.headers.items()), timeout=timeout)
+    return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content
+
+
+def api_json(server: Server, method: str, path: str, body: bytes = b"", params: dict | None = None,
+             expect: int = 200) -> dict:
+    """api_request, requiring status `expect` and a JSON body."""
+    status, _, data = api_request(server, method, path, body, params)
+    if status != expect:
+        raise E2EError(f"{method} {path}: HTTP {status} (expected {expect}): {data[:500]!r}")
+    return json.loads(data)

@@ -658,9 +658,12 @@ async fn run_job(
                 break;
             }
             Err(err) => {
+                let (permanent, err) = match err.strip_prefix(PERMANENT) {
+                    Some(e) => (true, e.to_string()),
+                    None => (false, err),
+                };
                 job.attempts += 1;
                 job.last_error = Some(err.clone());
-                let permanent = err.starts_with(PERMANENT);
                 if job.attempts >= MAX_ATTEMPTS || permanent {
                     tracing::warn!(rule = %job.rule, action = %job.kind, attempts = job.attempts, error = %err, "rule action failed for good");
                     e.metrics.lock().entry(job.rule.clone()).or_default().actions_failed += 1;

@@ -202,7 +202,7 @@ async fn failing_action_goes_to_the_error_action_and_bad_sql_is_refused() {
         &server,
         "to_objects",
         json!({ "sql": "SELECT * FROM 'uploads/#'",
-                "actions": [{ "s3": { "bucketName": "b", "key": "${topic()}" } }],
+                "actions": [{ "s3": { "bucketName": "no-such-bucket", "key": "${topic()}" } }],
                 "errorAction": { "republish": { "topic": "errors/rules", "qos": 1 } } }),
     );
     let (c, mut ev) = client(&dev, server.mqtt_port, "uploader");
@@ -214,7 +214,9 @@ async fn failing_action_goes_to_the_error_action_and_bad_sql_is_refused() {
     assert_eq!(v["ruleName"], "to_objects");
     assert_eq!(v["topic"], "uploads/x");
     assert_eq!(v["base64OriginalPayload"], "cmF3IGJ5dGVzLCBub3QganNvbg==");
-    assert!(v["failures"][0]["errorMessage"].as_str().unwrap().contains("not configured"), "{v}");
+    // A missing bucket does not fix itself: straight to the error action, no retries.
+    let msg = v["failures"][0]["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("NoSuchBucket") && msg.contains("s3://no-such-bucket/uploads/x"), "{v}");
 
     // Bad SQL is refused at creation with a position.
     let f = tmp.path().join("bad.json");

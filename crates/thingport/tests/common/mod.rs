@@ -47,7 +47,7 @@ impl Server {
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}"), "--api-listen", "127.0.0.1:0"])
-            .args(["--https-listen", "127.0.0.1:0"])
+            .args(["--https-listen", "127.0.0.1:0", "--s3-listen", "127.0.0.1:0"])
             .args(extra)
             .env("THINGPORT_LOG", "info,broker=debug")
             .env_remove("THINGPORT_ADMIN_ACCESS_KEY_ID")
