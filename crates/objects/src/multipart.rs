@@ -18,12 +18,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::staging::{create_private_dir, create_private_file, sync_dir, Staged, Staging};
+use crate::checksum::multipart_etag;
+use crate::staging::{create_private_dir, create_private_file, now_ms, remove_any, sync_dir, Staged, Staging};
 use crate::storage::{ObjectMeta, PartInfo, StoredChecksum, UploadInfo};
 use crate::S3Error;
 
@@ -472,31 +472,10 @@ fn parse_md5(hex_digest: &str) -> Result<[u8; 16], S3Error> {
     Ok(out)
 }
 
-/// S3's multipart ETag: the MD5 of the parts' binary MD5s, then `-N`.
-fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
-    let mut md5 = Md5::new();
-    for digest in part_md5s {
-        md5.update(digest);
-    }
-    format!("{}-{}", hex::encode(md5.finalize()), part_md5s.len())
-}
-
 fn invalid_part() -> S3Error {
     S3Error::invalid_part(
         "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
     )
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    let result = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -532,7 +511,7 @@ mod tests {
     }
 
     fn md5_of(data: &[u8]) -> [u8; 16] {
-        Md5::digest(data).into()
+        crate::checksum::md5(data)
     }
 
     async fn stage(staging: &Staging, body: &[u8]) -> Staged {

@@ -294,9 +294,7 @@ pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub(crate) use crate::staging::now_ms;
 
 /// SigV4 failures as S3 reports them.
 fn auth_error(e: sigv4::AuthError, req: &S3Request, now: i64) -> S3Error {

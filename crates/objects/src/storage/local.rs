@@ -27,7 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::io::AsyncReadExt;
 
 use super::{Backend, BucketInfo, ByteStream, ListRequest, Listing, ObjectMeta};
-use crate::staging::{create_private_dir, sync_dir, Staged, Staging};
+use crate::staging::{create_private_dir, now_ms, remove_any, sync_dir, Staged, Staging};
 use crate::S3Error;
 
 /// Chunk size of object body streams.
@@ -724,18 +724,6 @@ fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    let result = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn text<'a>(row: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a str, S3Error> {
