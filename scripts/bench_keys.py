@@ -42,6 +42,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -202,6 +203,9 @@ def _device_run(spec: dict, start_barrier) -> dict:
 
     def on_connect(client, userdata, flags, rc, props=None):
         if rc == 0:
+            if spec["nodelay"]:
+                # paho leaves Nagle's algorithm on; the server turns it off on its side.
+                client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connected.set()
 
     def on_subscribe(client, userdata, mid, rcs, props=None):
@@ -585,6 +589,8 @@ def main() -> int:
     ap.add_argument("--per-key-ops", type=int, default=300)
     ap.add_argument("--rust-timing", default="cargo test --release -p keys --test timing -- --ignored --nocapture",
                     help="command for the Rust envelope timing ('' skips it)")
+    ap.add_argument("--nagle", action="store_true",
+                    help="leave Nagle's algorithm on in the MQTT clients (paho's default; TCP_NODELAY is set otherwise)")
     ap.add_argument("--skip-mqtt", action="store_true")
     ap.add_argument("--skip-envelope", action="store_true")
     ap.add_argument("--quiet-cores", type=float, default=0.5)
@@ -603,7 +609,8 @@ def main() -> int:
 
     def spec(thing, key_type, inflight, seconds, count=a.count):
         return {"thing": thing, "key_type": key_type, "dir": str(work / thing), "mqtt": endpoints["mqtt"],
-                "inflight": inflight, "seconds": seconds, "count": count, "warmup": a.warmup}
+                "inflight": inflight, "seconds": seconds, "count": count, "warmup": a.warmup,
+                "nodelay": not a.nagle}
 
     def settle():
         if a.quiet_wait_each > 0:

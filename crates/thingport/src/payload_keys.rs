@@ -370,13 +370,33 @@ impl PayloadKeys {
 
     /// Decrypt a ciphertext blob. A blob of a device data key (its context
     /// names the data key) stops decrypting once that data key is revoked.
+    /// Every attempt is audited, refused ones with the reason.
     pub fn decrypt(
         &self,
         blob: &[u8],
         ctx: &BTreeMap<String, String>,
         key: Option<&str>,
         principal: &str,
-    ) -> Result<(Zeroizing<Vec<u8>>, MasterKeyRecord), ApiError> {
+    ) -> Result<(Secret, MasterKeyRecord), ApiError> {
+        let result = self.try_decrypt(blob, ctx, key);
+        let data_key_id = ctx.get(CTX_DATA_KEY).map(String::as_str);
+        let key_id = keys::sealed::blob_key(blob).ok().map(|(id, _)| id);
+        let detail = match &result {
+            Ok(_) => json!({ "encryptionContext": ctx }),
+            Err(e) => {
+                json!({ "encryptionContext": ctx, "outcome": format!("refused: {}", e.code), "reason": e.message })
+            }
+        };
+        self.audit("Decrypt", key_id.as_deref(), data_key_id, principal, detail);
+        result
+    }
+
+    fn try_decrypt(
+        &self,
+        blob: &[u8],
+        ctx: &BTreeMap<String, String>,
+        key: Option<&str>,
+    ) -> Result<(Secret, MasterKeyRecord), ApiError> {
         let invalid = || {
             kms_error(
                 "InvalidCiphertextException",
@@ -394,17 +414,9 @@ impl PayloadKeys {
             }
         }
         self.usable(&rec)?;
-        let data_key_id = ctx.get(CTX_DATA_KEY);
-        if let Some(dk) = data_key_id {
+        if let Some(dk) = ctx.get(CTX_DATA_KEY) {
             let status = self.store.get_data_key(dk)?.map(|d| d.status);
             if status.as_deref() != Some("active") {
-                self.audit(
-                    "Decrypt",
-                    Some(&rec.id),
-                    Some(dk),
-                    principal,
-                    json!({ "outcome": "refused: data key revoked" }),
-                );
                 return Err(kms_error(
                     "AccessDeniedException",
                     format!("data key {dk} was revoked: it no longer decrypts"),
@@ -413,13 +425,6 @@ impl PayloadKeys {
         }
         let material = self.material(&rec.id, version)?;
         let plain = keys::sealed::decrypt_blob(&material, blob, ctx).map_err(|_| invalid())?;
-        self.audit(
-            "Decrypt",
-            Some(&rec.id),
-            data_key_id.map(String::as_str),
-            principal,
-            json!({ "encryptionContext": ctx }),
-        );
         Ok((plain, rec))
     }
 
@@ -449,9 +454,23 @@ impl PayloadKeys {
         Ok(self.store.list_data_keys(thing, limit)?)
     }
 
+    /// Revoke one data key or all of a thing's; each revoked key gets its own audit entry.
     pub fn revoke(&self, id: Option<&str>, thing: Option<&str>, principal: &str) -> Result<usize, ApiError> {
+        let targets: Vec<DataKeyRecord> = match (id, thing) {
+            (Some(id), _) => self.store.get_data_key(id)?.into_iter().collect(),
+            (None, Some(t)) => self.store.list_data_keys(Some(t), 1 << 30)?,
+            (None, None) => Vec::new(),
+        };
         let n = self.store.revoke_data_keys(id, thing)?;
-        self.audit("RevokeDataKey", None, id, principal, json!({ "thing": thing, "revoked": n }));
+        for k in targets.iter().filter(|k| k.status == "active") {
+            self.audit(
+                "RevokeDataKey",
+                Some(&k.master_key_id),
+                Some(&k.id),
+                principal,
+                json!({ "thing": k.thing_name }),
+            );
+        }
         Ok(n)
     }
 
@@ -520,6 +539,8 @@ impl PayloadKeys {
         let cert = self.registry.get_certificate(&cert_id).map_err(fail("AccessDenied"))?;
         let der = pki::pem_to_der(&cert.pem).map_err(|e| ("InternalError", e.to_string()))?;
         let spki = keys::wrap::spki_from_certificate(&der).map_err(|e| ("InternalError", e.to_string()))?;
+        keys::wrap::algorithm_for(&spki)
+            .map_err(|e| ("UnsupportedKey", format!("this certificate's key cannot receive data keys: {e}")))?;
         // Claims in the payload are checked against the connection, never trusted instead of it.
         if let Some(claimed) = request.get("certificateId").and_then(Value::as_str) {
             if claimed != cert_id {

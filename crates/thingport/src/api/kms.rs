@@ -116,7 +116,7 @@ async fn trent(
         "ListKeys" => {
             let keys: Vec<Value> =
                 k.list_keys()?.iter().map(|r| json!({ "KeyId": r.id, "KeyArn": k.key_arn(&r.id) })).collect();
-            json!({ "Keys": keys, "Truncated": false })
+            page(keys, &body, "Keys")?
         }
         "EnableKey" | "DisableKey" => {
             k.set_enabled(str_field(&body, "KeyId")?, op == "EnableKey", who)?;
@@ -155,12 +155,14 @@ async fn trent(
             json!({})
         }
         "ListAliases" => {
+            let only = body.get("KeyId").and_then(Value::as_str).map(|key| k.resolve(key)).transpose()?;
             let aliases: Vec<Value> = k
                 .list_aliases()?
                 .into_iter()
+                .filter(|(_, id)| only.as_ref().is_none_or(|o| o.id == *id))
                 .map(|(a, id)| json!({ "AliasName": a, "AliasArn": format!("arn:aws:kms:{}:{}:{a}", k.region, k.account_id), "TargetKeyId": id }))
                 .collect();
-            json!({ "Aliases": aliases, "Truncated": false })
+            page(aliases, &body, "Aliases")?
         }
         "Encrypt" => {
             let plain = blob_field(&body, "Plaintext")?;
@@ -211,6 +213,25 @@ async fn trent(
         }
     };
     Ok(kms_json(out))
+}
+
+/// KMS pagination: `Limit` (1–1000, default 100) and an opaque `Marker` (the offset).
+fn page(items: Vec<Value>, body: &Value, field: &str) -> Result<Value, ApiError> {
+    let limit = match body.get("Limit").and_then(Value::as_u64) {
+        Some(l) if (1..=1000).contains(&l) => l as usize,
+        Some(_) => return Err(err("ValidationException", "Limit must be between 1 and 1000")),
+        None => 100,
+    };
+    let start = match body.get("Marker").and_then(Value::as_str) {
+        Some(m) => m.parse::<usize>().map_err(|_| err("InvalidMarkerException", "the Marker is not valid"))?,
+        None => 0,
+    };
+    let end = (start + limit).min(items.len());
+    let mut out = json!({ field: items.get(start..end).unwrap_or_default(), "Truncated": end < items.len() });
+    if end < items.len() {
+        out["NextMarker"] = json!(end.to_string());
+    }
+    Ok(out)
 }
 
 async fn list_data_keys(
@@ -276,16 +297,20 @@ async fn decrypt_envelope(
     let thing = record.thing_name.clone().unwrap_or_default();
     let ctx = PayloadKeys::data_key_context(&record.id, &thing);
     let (data_key, _) = s.keys.decrypt(&header.kms_blob, &ctx, None, &caller.0)?;
+    let mut signer_status = None;
     let signer = match (&header.signed, &record.certificate_id) {
         (true, Some(cert)) => {
-            let pem = s.registry.get_certificate(cert)?.pem;
-            let der = pki::pem_to_der(&pem).map_err(|e| ApiError::internal(e.to_string()))?;
+            let cert = s.registry.get_certificate(cert)?;
+            signer_status = Some(cert.status);
+            let der = pki::pem_to_der(&cert.pem).map_err(|e| ApiError::internal(e.to_string()))?;
             Some(keys::wrap::spki_from_certificate(&der).map_err(|e| ApiError::internal(e.to_string()))?)
         }
         _ => None,
     };
-    let (header, plain, verified) = keys::envelope::decrypt(&data_key, &body, signer.as_deref())
+    let (header, plain, signature_ok) = keys::envelope::decrypt(&data_key, &body, signer.as_deref())
         .map_err(|e| bad(format!("the envelope does not decrypt: {e}")))?;
+    // A signature proves the upload came from the device only while its certificate is trusted.
+    let verified = signature_ok && signer_status == Some(store::CertificateStatus::Active);
     let mut resp = Response::new(axum::body::Body::from(plain));
     let h = resp.headers_mut();
     h.insert("content-type", axum::http::HeaderValue::from_static("application/octet-stream"));
@@ -293,6 +318,7 @@ async fn decrypt_envelope(
         ("x-thingport-data-key-id", record.id.clone()),
         ("x-thingport-thing-name", thing),
         ("x-thingport-signature-verified", verified.to_string()),
+        ("x-thingport-signer-certificate-status", signer_status.map(|c| c.as_str().to_string()).unwrap_or_default()),
         ("x-thingport-aad", b64().encode(&header.aad)),
     ] {
         if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
