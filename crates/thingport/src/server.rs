@@ -217,12 +217,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     rules.set_payload_keys(&payload_keys, &config.keys.request_topic)?;
     {
         let pk = Arc::downgrade(&payload_keys);
+        let grants = db.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 tick.tick().await;
                 let Some(pk) = pk.upgrade() else { return };
                 tokio::task::spawn_blocking(move || pk.housekeeping()).await.ok();
+                // Pre-signed URL grants a day past their expiry are of no more use.
+                let day_ago = store::now_ms() as i64 - 86_400_000;
+                match store::GrantStore::purge_grants(&*grants, day_ago) {
+                    Ok(n) if n > 0 => tracing::info!(grants = n, "forgot expired pre-signed URL grants"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not purge expired pre-signed URL grants"),
+                }
             }
         });
     }
