@@ -52,7 +52,11 @@ async fn authenticate_device(
     }
 }
 
-/// Serve HTTPS with client certificates: each request carries the connection's [`PeerInfo`].
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve HTTPS on `listener` (the device data plane with client certificates, the S3-compatible
+/// endpoint without): each request carries the connection's [`PeerInfo`].
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
@@ -83,7 +87,10 @@ pub async fn serve(
                 .into_service()
                 .map_request(|r: hyper::Request<hyper::body::Incoming>| r.map(axum::body::Body::new));
             let svc = TowerToHyperService::new(svc);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A client that never finishes its request headers does not hold a connection forever.
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(peer = %addr, error = %e, "HTTPS connection ended with an error");
             }
         });
