@@ -823,3 +823,43 @@ secret_access_key = "testing"
     with pytest.raises(ClientError) as e:
         s3c.get_object(Bucket="fleet", Key="cam/a.bin")
     assert err(e.value)[1] == "NoSuchKey"
+
+
+@pytest.mark.timeout(60)
+def test_virtual_host_style_when_configured(make_server, tmp_path):
+    """With [objects] virtual_host_suffix, BUCKET.<suffix> addresses a bucket;
+    path-style keeps working. (Sent to 127.0.0.1 with the Host header, since
+    *.s3.localhost does not resolve everywhere.)"""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from e2elib import admin_credentials
+    cfg = tmp_path / "vhost.toml"
+    cfg.write_text('[objects]\nvirtual_host_suffix = "s3.localhost"\n')
+    srv = make_server("vhost", extra_args=["--config", str(cfg)]).start()
+    s3c = s3_client(srv)
+    s3c.create_bucket(Bucket="vbucket")
+    s3c.put_object(Bucket="vbucket", Key="dir/v.txt", Body=b"virtual host")
+    port = urlsplit(srv.endpoints["s3"]).port
+    creds = admin_credentials(srv)
+
+    def signed(method: str, host: str, path: str, body: bytes = b""):
+        url = f"https://{host}:{port}{path}"
+        req = AWSRequest(method=method, url=url, data=body,
+                         headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
+        S3SigV4Auth(Credentials(creds["accessKeyId"], creds["secretAccessKey"]), "s3", "us-east-1").add_auth(req)
+        headers = dict(req.headers.items())
+        headers["Host"] = f"{host}:{port}"
+        return requests.request(method, f"https://localhost:{port}{path}", data=body, headers=headers,
+                                verify=str(srv.ca), timeout=10)
+
+    r = signed("GET", "vbucket.s3.localhost", "/dir/v.txt")
+    assert r.status_code == 200 and r.content == b"virtual host", r.text
+    r = signed("PUT", "vbucket.s3.localhost", "/dir/w.txt", b"written by host")
+    assert r.status_code == 200, r.text
+    assert s3c.get_object(Bucket="vbucket", Key="dir/w.txt")["Body"].read() == b"written by host"
+    r = signed("GET", "vbucket.s3.localhost", "/?list-type=2&prefix=dir%2F")
+    assert r.status_code == 200 and b"<Key>dir/v.txt</Key>" in r.content and b"<Key>dir/w.txt</Key>" in r.content
+    r = signed("GET", "nosuch.s3.localhost", "/x")
+    assert r.status_code == 404 and s3_error(r.content)[0] == "NoSuchBucket", r.text
