@@ -5,7 +5,7 @@
 # of the device-side Python implementation against bare AES-256-GCM
 # (docs/benchmarks.md, "Payload keys").
 #
-#   scripts/bench-keys.sh            about 1.5 minutes after the build
+#   scripts/bench-keys.sh            about a minute after the build (more if it waits for a quiet machine)
 #
 # It builds the release server (`cargo build --release -p thingport`; set
 # THINGPORT_BIN=/path/to/thingport to skip the build) and the keys crate's
